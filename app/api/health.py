@@ -1,0 +1,54 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.api.deps import RuntimeDep
+from app.db import migrations
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The database is reachable and its schema is at head",
+    responses={503: {"description": "Not ready; `reason` says why"}},
+)
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            current = await migrations.current_revisions(runtime.engine)
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        logger.warning("readiness check failed: %s", type(exc).__name__)
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"},
+            status_code=503,
+        )
+    head = migrations.head_revisions(runtime.settings.migrations_dir)
+    if current != head:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": "database schema is not at head; run `palisade migrate`",
+                "current": sorted(current),
+                "head": sorted(head),
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, CreatedAtMixin
+
+
+class IdempotencyRecord(CreatedAtMixin, Base):
+    """The first outcome of a request made with an ``Idempotency-Key``, kept for replay."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (Index("ix_idempotency_record_expires_at", "expires_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Fingerprint of method, path and canonical body: the same key with another body is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("session.id", ondelete="SET NULL")
+    )
+    response_status: Mapped[int | None]
+    response_body: Mapped[dict[str, Any] | None]
+    # While the first request runs it holds the key until this time; a crashed holder's
+    # lease expires so a retry can take over instead of seeing 409 forever.
+    locked_until: Mapped[datetime | None]
+    expires_at: Mapped[datetime]

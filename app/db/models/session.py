@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, CreatedAtMixin, TimestampsMixin
+
+# States from which a session still holds (or may hold) a slot of its tenant.
+NON_TERMINAL_STATES_SQL = "state NOT IN ('ended', 'failed')"
+
+
+class Session(TimestampsMixin, Base):
+    """One conversation lifecycle, with the recovery point its saga has reached."""
+
+    __tablename__ = "session"
+    __table_args__ = (
+        # Admission counts a tenant's live sessions; only live rows are indexed.
+        Index(
+            "ix_session_tenant_live",
+            "tenant_id",
+            postgresql_where=text(NON_TERMINAL_STATES_SQL),
+        ),
+        # The reconciler's due queue: cost follows due rows, not table size.
+        Index(
+            "ix_session_due",
+            "next_check_at",
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
+        Index("ix_session_tenant_created", "tenant_id", "created_at", "id"),
+        Index(
+            "ix_session_tenant_external_ref",
+            "tenant_id",
+            "external_ref",
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
+        Index(
+            "ix_session_conversation_id",
+            "conversation_id",
+            postgresql_where=text("conversation_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="RESTRICT"))
+    profile: Mapped[str] = mapped_column(String(64))
+    # Internal recovery point; the API-visible status is derived from it.
+    state: Mapped[str] = mapped_column(String(32))
+    strategy: Mapped[str] = mapped_column(String(16))
+    strategy_reason: Mapped[str] = mapped_column(Text)
+    cleanup: Mapped[str] = mapped_column(String(16), server_default="not_needed")
+
+    pal_id: Mapped[str | None] = mapped_column(String(64))
+    pal_ephemeral: Mapped[bool] = mapped_column(server_default=text("false"))
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    conversation_url: Mapped[str | None] = mapped_column(Text)
+
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # What the caller asked for, and what it resolved to when the session started:
+    # later profile edits never change a running session.
+    request: Mapped[dict[str, Any]]
+    resolved: Mapped[dict[str, Any]]
+
+    active_at: Mapped[datetime | None]
+    ending_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None]
+
+    # Background work: when the reconciler should next look at this row, and who holds it.
+    next_check_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class SessionEvent(CreatedAtMixin, Base):
+    """Append-only log of a session: transitions, Tavus calls and raw webhooks."""
+
+    __tablename__ = "session_event"
+    __table_args__ = (
+        Index("ix_session_event_session_id_id", "session_id", "id"),
+        # Tavus may deliver a webhook twice; the raw event is kept once.
+        Index(
+            "uq_session_event_session_id_dedupe_key",
+            "session_id",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text("dedupe_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("session.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    dedupe_key: Mapped[str | None] = mapped_column(String(128))
+    occurred_at: Mapped[datetime | None]

@@ -1,0 +1,49 @@
+"""The ASGI application: ``create_app()`` wires settings, database and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import app
+from app.api import health, problems
+from app.api.middleware import BodySizeLimit
+from app.db.engine import create_engine, create_sessionmaker
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            raise RuntimeError(
+                "DATABASE_URL is unset; start Palisade with `palisade serve`, "
+                "which runs an embedded PostgreSQL"
+            )
+        engine = create_engine(settings.database_url, settings)
+        api.state.runtime = Runtime(
+            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine)
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    api = FastAPI(
+        title="Palisade",
+        version=app.__version__,
+        summary="Session orchestration for Tavus conversational video.",
+        lifespan=lifespan,
+    )
+    problems.install(api)
+    api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    api.include_router(health.router)
+    return api

@@ -1,0 +1,179 @@
+"""Typed settings, read once from the environment (and `.env`) and validated at start-up.
+
+The six variables of the product contract keep their plain names (``DATABASE_URL``,
+``TAVUS_API_KEY``, ...); Palisade's own tuning knobs are prefixed ``PALISADE_``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values an operator may have copied from an example file; never acceptable outside dev.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "admin", "xxx", "todo"}
+)
+DEV_ADMIN_TOKEN = "dev-admin-token"
+DEV_SECRET_KEY = "palisade-dev-secret-key-not-for-production"
+MIN_ADMIN_TOKEN_LENGTH = 16
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Mode(StrEnum):
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A configuration problem worth one clear line to the operator."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- the product contract (DESIGN §5) ---
+    database_url: Annotated[str | None, Field(validation_alias=_env("DATABASE_URL"))] = None
+    tavus_api_key: Annotated[SecretStr | None, Field(validation_alias=_env("TAVUS_API_KEY"))] = None
+    tavus_base_url: Annotated[str, Field(validation_alias=_env("TAVUS_BASE_URL"))] = (
+        "https://tavusapi.com"
+    )
+    public_base_url: Annotated[str, Field(validation_alias=_env("PUBLIC_BASE_URL"))] = (
+        "http://localhost:8000"
+    )
+    admin_token: Annotated[SecretStr | None, Field(validation_alias=_env("ADMIN_TOKEN"))] = None
+    secret_key: Annotated[SecretStr | None, Field(validation_alias=_env("SECRET_KEY"))] = None
+
+    # --- Palisade's own knobs ---
+    mode: Annotated[Mode | None, Field(validation_alias=_env("PALISADE_MODE"))] = None
+    data_dir: Annotated[Path, Field(validation_alias=_env("PALISADE_DATA_DIR"))] = Path(".palisade")
+    log_level: Annotated[str, Field(validation_alias=_env("PALISADE_LOG_LEVEL"))] = "info"
+    db_pool_size: Annotated[
+        int, Field(ge=1, le=200, validation_alias=_env("PALISADE_DB_POOL_SIZE"))
+    ] = 10
+    db_max_overflow: Annotated[
+        int, Field(ge=0, le=200, validation_alias=_env("PALISADE_DB_MAX_OVERFLOW"))
+    ] = 10
+    max_body_bytes: Annotated[
+        int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_env("PALISADE_MAX_BODY_BYTES"))
+    ] = 256 * 1024
+    migrations_dir: Annotated[
+        Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
+    ] = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_database_url(value)
+
+    @field_validator("tavus_base_url", "public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _mode_and_secrets(self) -> Settings:
+        if self.mode is None:
+            # Zero-setup: no database and no Tavus key means someone is trying Palisade out.
+            self.mode = (
+                Mode.DEV
+                if self.database_url is None and self.tavus_api_key is None
+                else Mode.PRODUCTION
+            )
+        if self.mode is Mode.DEV:
+            if self.admin_token is None:
+                self.admin_token = SecretStr(DEV_ADMIN_TOKEN)
+            if self.secret_key is None:
+                self.secret_key = SecretStr(DEV_SECRET_KEY)
+            return self
+        problems = [
+            problem
+            for problem in (
+                _secret_problem(
+                    "ADMIN_TOKEN", self.admin_token, MIN_ADMIN_TOKEN_LENGTH, DEV_ADMIN_TOKEN
+                ),
+                _secret_problem("SECRET_KEY", self.secret_key, MIN_SECRET_KEY_LENGTH, DEV_SECRET_KEY),
+            )
+            if problem
+        ]
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return self
+
+    # --- derived views -------------------------------------------------------
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode is Mode.DEV
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.tavus_api_key is None
+
+    @property
+    def admin_token_value(self) -> str:
+        assert self.admin_token is not None  # guaranteed by _mode_and_secrets
+        return self.admin_token.get_secret_value()
+
+    @property
+    def secret_key_value(self) -> str:
+        assert self.secret_key is not None  # guaranteed by _mode_and_secrets
+        return self.secret_key.get_secret_value()
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+def _secret_problem(
+    name: str, value: SecretStr | None, min_length: int, dev_value: str
+) -> str | None:
+    raw = "" if value is None else value.get_secret_value()
+    hint = f"set {name} to a random string of at least {min_length} characters"
+    if not raw:
+        return f"{name} is required in production mode: {hint}"
+    if raw.strip().lower() in PLACEHOLDER_SECRETS or raw == dev_value:
+        return f"{name} is a placeholder value: {hint}"
+    if len(raw) < min_length:
+        return f"{name} is too short: {hint}"
+    return None
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the DSN spellings operators paste and always use the asyncpg driver."""
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("postgresql+asyncpg://"):
+        return url
+    raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host:5432/db)")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
