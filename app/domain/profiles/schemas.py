@@ -1,0 +1,309 @@
+"""The profile: a tenant's named recipe for running sessions on Tavus.
+
+A profile is validated completely when it is saved, so that a session can never fail
+on a defect of the profile itself. :meth:`Profile.model_validate` raises a pydantic
+``ValidationError`` whose error ``type`` values are stable codes (see
+:mod:`app.domain.profiles.errors`); :func:`validate_profile` wraps that in
+:class:`~app.domain.profiles.errors.InvalidProfile` for callers that want an
+``AppError`` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from app.domain.profiles import errors
+from app.domain.profiles.paths import check_pal_body, is_known_path
+
+Strategy = Literal["reuse", "ephemeral", "auto"]
+
+#: Profile names: lowercase letters, digits, ``-`` and ``_``; 1 to 64 characters.
+PROFILE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]
+
+#: Accepted range (inclusive, seconds) of each numeric conversation property.
+#: ``max_call_duration`` stops at 3600 because Tavus documents that maximum (and its
+#: default); the timeouts share that ceiling since a longer idle room only burns money.
+#: ``participant_left_timeout`` may be 0 (Tavus's default: end as soon as everyone left).
+PROPERTY_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "max_call_duration": (1, 3600),
+    "participant_left_timeout": (0, 3600),
+    "participant_absent_timeout": (1, 3600),
+}
+
+#: The numeric properties every profile caps and every conversation body carries.
+CAPPED_PROPERTIES: Final = tuple(PROPERTY_RANGES)
+
+
+def _bounded(name: str) -> Callable[[int], int]:
+    low, high = PROPERTY_RANGES[name]
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                errors.PROPERTY_OUT_OF_RANGE,
+                "{name} must be between {low} and {high} seconds",
+                {"name": name, "low": low, "high": high},
+            )
+        return value
+
+    return check
+
+
+def _range_schema(name: str) -> dict[str, Any]:
+    low, high = PROPERTY_RANGES[name]
+    return {"minimum": low, "maximum": high}
+
+
+MaxCallDuration = Annotated[
+    int,
+    Field(json_schema_extra=_range_schema("max_call_duration")),
+    AfterValidator(_bounded("max_call_duration")),
+]
+ParticipantLeftTimeout = Annotated[
+    int,
+    Field(json_schema_extra=_range_schema("participant_left_timeout")),
+    AfterValidator(_bounded("participant_left_timeout")),
+]
+ParticipantAbsentTimeout = Annotated[
+    int,
+    Field(json_schema_extra=_range_schema("participant_absent_timeout")),
+    AfterValidator(_bounded("participant_absent_timeout")),
+]
+FaceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+PalId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Language = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+# Money-protecting defaults: Tavus bills from creation until the room closes, so every
+# conversation gets explicit timeouts and a bounded duration.
+DEFAULT_MAX_CALL_DURATION: Final = 1800
+DEFAULT_PARTICIPANT_LEFT_TIMEOUT: Final = 60
+DEFAULT_PARTICIPANT_ABSENT_TIMEOUT: Final = 180
+DEFAULT_CAP_MAX_CALL_DURATION: Final = 3600
+DEFAULT_CAP_PARTICIPANT_LEFT_TIMEOUT: Final = 600
+DEFAULT_CAP_PARTICIPANT_ABSENT_TIMEOUT: Final = 600
+
+
+_BUILT_IN_DEFAULTS: Final = {
+    "max_call_duration": DEFAULT_MAX_CALL_DURATION,
+    "participant_left_timeout": DEFAULT_PARTICIPANT_LEFT_TIMEOUT,
+    "participant_absent_timeout": DEFAULT_PARTICIPANT_ABSENT_TIMEOUT,
+}
+
+
+class _Model(BaseModel):
+    # strict: "60" is not 60 and true is not 1; a policy should say exactly what it means.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ConversationProperties(_Model):
+    """Default ``properties`` of every conversation created under the profile.
+
+    The three timeouts are always sent to Tavus (never left to Tavus's defaults); the
+    other fields are sent only when set.
+    """
+
+    max_call_duration: MaxCallDuration = DEFAULT_MAX_CALL_DURATION
+    participant_left_timeout: ParticipantLeftTimeout = DEFAULT_PARTICIPANT_LEFT_TIMEOUT
+    participant_absent_timeout: ParticipantAbsentTimeout = DEFAULT_PARTICIPANT_ABSENT_TIMEOUT
+    enable_recording: bool | None = None
+    enable_closed_captions: bool | None = None
+    apply_greenscreen: bool | None = None
+    language: Language | None = None
+
+
+class PropertyCaps(_Model):
+    """The highest value a session may request for each numeric property."""
+
+    max_call_duration: MaxCallDuration = DEFAULT_CAP_MAX_CALL_DURATION
+    participant_left_timeout: ParticipantLeftTimeout = DEFAULT_CAP_PARTICIPANT_LEFT_TIMEOUT
+    participant_absent_timeout: ParticipantAbsentTimeout = DEFAULT_CAP_PARTICIPANT_ABSENT_TIMEOUT
+
+
+class ProfileConversation(_Model):
+    """Conversation defaults applied to every session of the profile."""
+
+    #: Face for the conversation; when unset (here and in the request) the PAL's
+    #: ``default_face_id`` applies.
+    face_id: FaceId | None = None
+    audio_only: bool | None = None
+    properties: ConversationProperties = Field(default_factory=ConversationProperties)
+
+
+class Profile(_Model):
+    """A tenant's policy for running sessions: which strategy, which PAL, what may vary.
+
+    * ``reuse`` needs ``pal_id``; sessions may not send overrides.
+    * ``ephemeral`` needs ``pal_template``; each session gets a PAL built from the
+      template plus its allowed overrides, deleted when the session ends.
+    * ``auto`` needs both: sessions without overrides reuse ``pal_id``, sessions with
+      overrides get an ephemeral PAL.
+
+    ``allowed_overrides`` is ignored under ``reuse`` and ``pal_id`` under ``ephemeral``,
+    so a profile can switch strategy without other edits. A conversation default left
+    unset follows a cap set below it; an explicit default above its cap is refused.
+    """
+
+    strategy: Strategy
+    pal_id: PalId | None = None
+    #: The full ``POST /v2/pals`` body used for ephemeral PALs.
+    pal_template: dict[str, Any] | None = None
+    #: Dotted PAL paths a session may override; each covers everything below it.
+    allowed_overrides: list[str] = Field(default_factory=list)
+    conversation: ProfileConversation = Field(default_factory=ProfileConversation)
+    caps: PropertyCaps = Field(default_factory=PropertyCaps)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_defaults_follow_lower_caps(cls, data: Any) -> Any:
+        # `caps: {max_call_duration: 600}` alone should just work: a default the admin
+        # did not set is lowered to the cap instead of failing as "above its cap".
+        if not isinstance(data, dict) or not isinstance(data.get("caps"), dict):
+            return data
+        conversation = data.get("conversation", {})
+        if not isinstance(conversation, dict):
+            return data
+        properties = conversation.get("properties", {})
+        if not isinstance(properties, dict):
+            return data
+        lowered = {}
+        for name in CAPPED_PROPERTIES:
+            cap = data["caps"].get(name)
+            if name in properties or type(cap) is not int:
+                continue
+            low, _ = PROPERTY_RANGES[name]
+            if low <= cap < _BUILT_IN_DEFAULTS[name]:
+                lowered[name] = cap
+        if not lowered:
+            return data
+        return {**data, "conversation": {**conversation, "properties": {**properties, **lowered}}}
+
+    @field_validator("pal_template")
+    @classmethod
+    def _template_is_a_valid_pal_body(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        problems = check_pal_body(value, complete=True)
+        if problems:
+            raise _validation_error(
+                cls.__name__,
+                [
+                    _line(
+                        errors.PAL_TEMPLATE_INVALID,
+                        p.path,
+                        "{path}: {detail}",
+                        {"path": p.dotted or "(body)", "reason": p.reason, "detail": p.message},
+                    )
+                    for p in problems
+                ],
+            )
+        return value
+
+    @field_validator("allowed_overrides")
+    @classmethod
+    def _paths_are_catalogued(cls, value: list[str]) -> list[str]:
+        lines = [
+            _line(
+                errors.UNKNOWN_OVERRIDE_PATH,
+                (index,),
+                "'{path}' is not a PAL field that can be overridden",
+                {"path": path},
+            )
+            for index, path in enumerate(value)
+            if not is_known_path(path)
+        ]
+        if lines:
+            raise _validation_error(cls.__name__, lines)
+        return value
+
+    @model_validator(mode="after")
+    def _strategy_has_what_it_needs(self) -> Self:
+        lines: list[InitErrorDetails] = []
+        if self.strategy in ("reuse", "auto") and self.pal_id is None:
+            lines.append(
+                _line(
+                    errors.PAL_ID_REQUIRED,
+                    ("pal_id",),
+                    "strategy '{strategy}' needs pal_id (the persistent PAL)",
+                    {"strategy": self.strategy},
+                )
+            )
+        if self.strategy in ("ephemeral", "auto") and self.pal_template is None:
+            lines.append(
+                _line(
+                    errors.PAL_TEMPLATE_REQUIRED,
+                    ("pal_template",),
+                    "strategy '{strategy}' needs pal_template (the POST /v2/pals body)",
+                    {"strategy": self.strategy},
+                )
+            )
+        for name in CAPPED_PROPERTIES:
+            default: int = getattr(self.conversation.properties, name)
+            cap: int = getattr(self.caps, name)
+            if default > cap:
+                lines.append(
+                    _line(
+                        errors.PROPERTY_CAP_EXCEEDED,
+                        ("conversation", "properties", name),
+                        "default {name}={value} is above its cap caps.{name}={cap}",
+                        {"name": name, "value": default, "cap": cap},
+                    )
+                )
+        if lines:
+            raise _validation_error(type(self).__name__, lines)
+        return self
+
+
+def validate_profile(name: str, data: Any) -> Profile:
+    """Validate a profile as saved under ``name``; raise ``InvalidProfile`` on failure.
+
+    ``InvalidProfile.extra`` holds ``profile`` (the name) and ``errors``: every problem as
+    ``{"loc", "code", "msg"}`` with ``loc`` relative to the profile.
+    """
+    if not re.fullmatch(PROFILE_NAME_PATTERN, name):
+        raise errors.InvalidProfile(
+            f"profile name {name!r} is invalid",
+            profile=name,
+            errors=[
+                errors.Problem(
+                    loc=[],
+                    code=errors.INVALID_PROFILE_NAME,
+                    msg="profile names are 1-64 characters of a-z, 0-9, '-' and '_', "
+                    "starting with a letter or digit",
+                )
+            ],
+        )
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise errors.InvalidProfile(
+            f"profile {name!r} failed validation",
+            profile=name,
+            errors=errors.validation_problems(exc),
+        ) from exc
+
+
+def _line(
+    code: str, loc: tuple[str | int, ...], template: str, context: dict[str, Any]
+) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(code, template, context), loc=loc, input=None)
+
+
+def _validation_error(title: str, lines: list[InitErrorDetails]) -> ValidationError:
+    # Raising a ValidationError inside a validator makes pydantic splice these errors
+    # into the outer one under the field's location, so one validator reports them all.
+    return ValidationError.from_exception_data(title, lines)

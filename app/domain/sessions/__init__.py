@@ -1,0 +1,1 @@
+"""Sessions: one Tavus conversation's lifecycle, from request to cleanup."""
