@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import IdempotencyRecord
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self,
+        tenant_id: str,
+        key: str,
+        *,
+        request_hash: str,
+        locked_until: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Insert the key as in flight; False if it already exists."""
+        statement = (
+            insert(IdempotencyRecord)
+            .values(
+                tenant_id=tenant_id,
+                key=key,
+                request_hash=request_hash,
+                locked_until=locked_until,
+                expires_at=expires_at,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[IdempotencyRecord.tenant_id, IdempotencyRecord.key]
+            )
+            .returning(IdempotencyRecord.key)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def get_for_update(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
+        query = (
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+            .with_for_update()
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def attach_session(self, tenant_id: str, key: str, session_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+            .values(session_id=session_id)
+        )
+
+    async def extend_lock(self, tenant_id: str, key: str, locked_until: datetime) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+            .values(locked_until=locked_until)
+        )
+
+    async def complete(
+        self, tenant_id: str, key: str, *, status: int, body: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+            .values(response_status=status, response_body=body, locked_until=None)
+        )
+
+    async def release(self, tenant_id: str, key: str) -> None:
+        """Forget a key whose request failed before doing anything (a retry may start over)."""
+        await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key
+            )
+        )
+
+    async def prune(self, now: datetime, *, batch: int = 1000) -> int:
+        expired = (
+            select(IdempotencyRecord.tenant_id, IdempotencyRecord.key)
+            .where(IdempotencyRecord.expires_at < now)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            delete(IdempotencyRecord)
+            .where(tuple_(IdempotencyRecord.tenant_id, IdempotencyRecord.key).in_(expired))
+            .returning(IdempotencyRecord.key)
+        )
+        return len(result.all())

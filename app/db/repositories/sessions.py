@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Session, SessionEvent, Tenant
+from app.db.models.session import NON_TERMINAL_STATES_SQL
+
+
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_tenant_and_count_live(self, tenant_id: str) -> tuple[Tenant, int] | None:
+        """Lock the tenant row (admission is serialised per tenant) and count its live
+        sessions, in one round trip."""
+        live = (
+            select(func.count())
+            .select_from(Session)
+            .where(Session.tenant_id == tenant_id, text(NON_TERMINAL_STATES_SQL))
+            .scalar_subquery()
+        )
+        query = select(Tenant, live).where(Tenant.id == tenant_id).with_for_update(of=Tenant)
+        row = (await self.session.execute(query)).first()
+        return None if row is None else (row[0], int(row[1]))
+
+    async def count_live(self, tenant_id: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(Session)
+            .where(Session.tenant_id == tenant_id, text(NON_TERMINAL_STATES_SQL))
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def add(self, row: Session) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def get(self, session_id: uuid.UUID) -> Session | None:
+        return await self.session.get(Session, session_id)
+
+    async def get_for_tenant(self, tenant_id: str, session_id: uuid.UUID) -> Session | None:
+        query = select(Session).where(Session.id == session_id, Session.tenant_id == tenant_id)
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def get_for_update(
+        self, session_id: uuid.UUID, *, nowait: bool = False
+    ) -> Session | None:
+        query = select(Session).where(Session.id == session_id).with_for_update(nowait=nowait)
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def page(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        states: Collection[str] | None = None,
+        external_ref: str | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
+    ) -> Sequence[Session]:
+        """Newest first. A keyset cursor stays stable while rows are inserted: new rows
+        sort before it and never shift later pages."""
+        query = (
+            select(Session)
+            .where(Session.tenant_id == tenant_id)
+            .order_by(Session.created_at.desc(), Session.id.desc())
+            .limit(limit)
+        )
+        if states is not None:
+            query = query.where(Session.state.in_(list(states)))
+        if external_ref is not None:
+            query = query.where(Session.external_ref == external_ref)
+        if before is not None:
+            created_at, session_id = before
+            query = query.where(
+                or_(
+                    Session.created_at < created_at,
+                    and_(Session.created_at == created_at, Session.id < session_id),
+                )
+            )
+        return (await self.session.scalars(query)).all()
+
+    async def add_event(
+        self,
+        session_id: uuid.UUID,
+        *,
+        kind: str,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        dedupe_key: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> bool:
+        """Append an event; False if an event with the same dedupe key was already stored."""
+        statement = insert(SessionEvent).values(
+            session_id=session_id,
+            kind=kind,
+            type=type,
+            payload=payload or {},
+            from_state=from_state,
+            to_state=to_state,
+            dedupe_key=dedupe_key,
+            occurred_at=occurred_at,
+        )
+        if dedupe_key is not None:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=[SessionEvent.session_id, SessionEvent.dedupe_key],
+                index_where=SessionEvent.dedupe_key.isnot(None),
+            )
+        result = await self.session.execute(statement.returning(SessionEvent.id))
+        return result.first() is not None
+
+    async def events(self, session_id: uuid.UUID, *, limit: int = 1000) -> Sequence[SessionEvent]:
+        query = (
+            select(SessionEvent)
+            .where(SessionEvent.session_id == session_id)
+            .order_by(SessionEvent.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Profile, Tenant, TenantApiKey
+
+# last_used_at is advisory; writing it on every request would make one hot row per key.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TenantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        return await self.session.get(Tenant, tenant_id)
+
+    async def get_for_update(self, tenant_id: str) -> Tenant | None:
+        result = await self.session.execute(
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def page(self, *, limit: int, after: str | None = None) -> Sequence[Tenant]:
+        query = select(Tenant).order_by(Tenant.id).limit(limit)
+        if after is not None:
+            query = query.where(Tenant.id > after)
+        return (await self.session.scalars(query)).all()
+
+    async def list_all(self) -> Sequence[Tenant]:
+        return (await self.session.scalars(select(Tenant).order_by(Tenant.id))).all()
+
+    async def add(self, tenant: Tenant) -> None:
+        self.session.add(tenant)
+        await self.session.flush()
+
+    async def profiles(self, tenant_id: str) -> Sequence[Profile]:
+        query = select(Profile).where(Profile.tenant_id == tenant_id).order_by(Profile.name)
+        return (await self.session.scalars(query)).all()
+
+    async def profiles_of(self, tenant_ids: Sequence[str]) -> dict[str, list[Profile]]:
+        found: dict[str, list[Profile]] = {tenant_id: [] for tenant_id in tenant_ids}
+        if not tenant_ids:
+            return found
+        query = (
+            select(Profile)
+            .where(Profile.tenant_id.in_(tenant_ids))
+            .order_by(Profile.tenant_id, Profile.name)
+        )
+        for profile in await self.session.scalars(query):
+            found[profile.tenant_id].append(profile)
+        return found
+
+    async def get_profile(self, tenant_id: str, name: str) -> Profile | None:
+        return await self.session.get(Profile, (tenant_id, name))
+
+    async def upsert_profile(
+        self, tenant_id: str, name: str, strategy: str, config: dict[str, Any]
+    ) -> None:
+        statement = insert(Profile).values(
+            tenant_id=tenant_id, name=name, strategy=strategy, config=config
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[Profile.tenant_id, Profile.name],
+            set_={"strategy": strategy, "config": config, "updated_at": func.now()},
+            # An unchanged profile keeps its updated_at: re-applying a file is a no-op.
+            where=(Profile.config != statement.excluded.config)
+            | (Profile.strategy != statement.excluded.strategy),
+        )
+        await self.session.execute(statement)
+
+    async def delete_profile(self, tenant_id: str, name: str) -> None:
+        await self.session.execute(
+            delete(Profile).where(Profile.tenant_id == tenant_id, Profile.name == name)
+        )
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, key: TenantApiKey) -> None:
+        self.session.add(key)
+        await self.session.flush()
+
+    async def find_active(self, key_hash: bytes) -> TenantApiKey | None:
+        query = select(TenantApiKey).where(
+            TenantApiKey.key_hash == key_hash, TenantApiKey.revoked_at.is_(None)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def list_for_tenant(self, tenant_id: str) -> Sequence[TenantApiKey]:
+        query = (
+            select(TenantApiKey)
+            .where(TenantApiKey.tenant_id == tenant_id)
+            .order_by(TenantApiKey.created_at, TenantApiKey.id)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def revoke(self, tenant_id: str, key_id: str) -> bool:
+        """Revoke a key; True if it exists for this tenant (revoking twice is fine)."""
+        result = await self.session.execute(
+            update(TenantApiKey)
+            .where(TenantApiKey.tenant_id == tenant_id, TenantApiKey.id == key_id)
+            .values(revoked_at=func.coalesce(TenantApiKey.revoked_at, func.now()))
+            .returning(TenantApiKey.id)
+        )
+        return result.first() is not None
+
+    async def touch(self, key_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(TenantApiKey)
+            .where(
+                TenantApiKey.id == key_id,
+                (TenantApiKey.last_used_at.is_(None))
+                | (TenantApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+            )
+            .values(last_used_at=now)
+        )

@@ -1,0 +1,1 @@
+"""Credentials and secrets: tenant API keys, webhook tokens, encrypted Tavus keys."""
