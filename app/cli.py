@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 import uvicorn
+import yaml
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from uvicorn.supervisors import Multiprocess
 
 from app.db import migrations
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import create_engine
+from app.domain.tenants import service as tenant_service
+from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants
+from app.domain.tenants.demo import demo_banner, seed_demo
+from app.errors import AppError
+from app.runtime import Runtime, open_runtime
 from app.settings import Settings, SettingsError
 
 logger = logging.getLogger("palisade")
@@ -149,6 +159,16 @@ def serve(
             if simulator_url:
                 env["TAVUS_BASE_URL"] = simulator_url
             os.environ.update(env)
+            if simulator_url and settings.is_dev:
+                seeded = settings.model_copy(
+                    update={
+                        "database_url": url,
+                        "tavus_base_url": simulator_url,
+                        "public_base_url": env.get("PUBLIC_BASE_URL", settings.public_base_url),
+                    }
+                )
+                banner = asyncio.run(_seed_demo(seeded, url, simulator_url))
+                typer.secho(banner, fg=typer.colors.CYAN)
             if settings.is_dev:
                 typer.secho(
                     f"Palisade (dev mode) on http://{host}:{port}  admin token: "
@@ -189,6 +209,26 @@ def _run_uvicorn(config: uvicorn.Config) -> None:
         _Server(config).run()
 
 
+async def _seed_demo(settings: Settings, url: str, simulator_url: str) -> str:
+    async with open_runtime(settings, url) as runtime:
+        await _wait_for_simulator(runtime.http, simulator_url)
+        seed = await seed_demo(runtime)
+    return demo_banner(seed, settings.public_base_url)
+
+
+async def _wait_for_simulator(http: httpx.AsyncClient, url: str, within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            if (await http.get(f"{url}/_sim/healthz", timeout=1.0)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise _fail(f"the Tavus simulator did not start on {url}")
+        await asyncio.sleep(0.05)
+
+
 @contextmanager
 def _simulator_if_needed(settings: Settings, port: int) -> Iterator[str | None]:
     if not settings.uses_simulator:
@@ -226,6 +266,184 @@ def migrate(
             typer.echo(f"database at revision {', '.join(sorted(current)) or '(empty)'}")
 
         asyncio.run(run())
+
+
+@cli.command()
+def simulator(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = SIMULATOR_DEFAULT_PORT,
+    seed: Annotated[int | None, typer.Option(help="Seed for ids and faults (replayable).")] = None,
+    time_scale: Annotated[
+        float, typer.Option(min=0.001, help="Simulated seconds per real second.")
+    ] = 1.0,
+    max_concurrent_conversations: Annotated[
+        int | None, typer.Option(min=0, help="Account concurrency slots (default unlimited).")
+    ] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option(help="Accepted x-api-key (repeatable; default any).")
+    ] = None,
+    pal_get_shape: Annotated[
+        str, typer.Option(help="GET /v2/pals/{id} shape: flat or wrapped.")
+    ] = "flat",
+    replica_join_delay: Annotated[
+        float | None, typer.Option(min=0, help="Simulated seconds before the face joins.")
+    ] = 1.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the standalone, fault-injectable Tavus simulator (docs/simulator.md)."""
+    from app.tavus.simulator import SimulatorConfig
+    from app.tavus.simulator import serve as serve_simulator
+
+    try:
+        config = SimulatorConfig(
+            seed=seed,
+            time_scale=time_scale,
+            max_concurrent_conversations=max_concurrent_conversations,
+            api_keys=set(api_key) if api_key else None,
+            pal_get_shape=pal_get_shape,
+            replica_join_delay_s=replica_join_delay,
+            access_log=access_log,
+        )
+    except ValidationError as exc:
+        raise _fail(f"invalid simulator option: {exc.errors()[0]['msg']}") from None
+    serve_simulator(host, port, config)
+
+
+T = TypeVar("T")
+
+
+def _in_transaction(settings: Settings, work: Callable[[Runtime, AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction against the configured (or embedded) database."""
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    with database(settings) as url:
+
+        async def run() -> T:
+            async with open_runtime(settings, url) as runtime:
+                if settings.uses_embedded_database:
+                    await migrations.upgrade(runtime.engine, "head", settings.migrations_dir)
+                elif not await migrations.is_at_head(runtime.engine, settings.migrations_dir):
+                    raise _fail("the database schema is out of date: run `palisade migrate`")
+                async with runtime.sessionmaker.begin() as session:
+                    return await work(runtime, session)
+
+        try:
+            return asyncio.run(run())
+        except AppError as exc:
+            raise _fail(f"{exc.code}: {exc.detail}{_extra(exc)}") from None
+
+
+def _extra(exc: AppError) -> str:
+    errors = exc.extra.get("errors")
+    if not errors:
+        return ""
+    return "".join(
+        f"\n  {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('code')}: {e.get('msg')}"
+        for e in errors
+    )
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+tenant_cli = typer.Typer(help="Tenants and their profiles.", no_args_is_help=True)
+key_cli = typer.Typer(help="Tenant API keys.", no_args_is_help=True)
+cli.add_typer(tenant_cli, name="tenant")
+cli.add_typer(key_cli, name="key")
+
+
+@tenant_cli.command("apply")
+def tenant_apply(
+    file: Annotated[Path, typer.Option("-f", "--file", help="YAML or JSON file of tenants.")],
+    prune_profiles: Annotated[
+        bool, typer.Option("--prune-profiles", help="Remove profiles the file does not list.")
+    ] = False,
+) -> None:
+    """Create or update tenants and profiles from a file; applying twice changes nothing."""
+    settings = load_settings()
+    _configure_logging(settings)
+    try:
+        raw = yaml.safe_load(file.read_text())
+        document = TenantsFile.model_validate(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise _fail(f"cannot read {file}: {exc}") from None
+    except ValidationError as exc:
+        raise _fail(f"{file} is not a valid tenants file:\n{exc}") from None
+
+    async def work(runtime: Runtime, session: AsyncSession) -> list[ApplyResult]:
+        return await apply_tenants(
+            session,
+            document,
+            box=runtime.secret_box,
+            pals=runtime.pals,
+            prune_profiles=prune_profiles,
+        )
+
+    for result in _in_transaction(settings, work):
+        detail = f" ({', '.join(result.changes)})" if result.changes else ""
+        typer.echo(f"{result.tenant_id}: {result.action}{detail}")
+
+
+@tenant_cli.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+    settings = load_settings()
+
+    async def work(runtime: Runtime, session: AsyncSession) -> list[dict[str, Any]]:
+        page = await tenant_service.list_tenants(session, limit=10_000, cursor=None)
+        return [
+            {
+                "id": t.id,
+                "name": t.name,
+                "max_concurrent_sessions": t.max_concurrent_sessions,
+                "profiles": sorted(t.profiles),
+                "default_profile": t.default_profile,
+            }
+            for t in page.items
+        ]
+
+    _print_json(_in_transaction(settings, work))
+
+
+@tenant_cli.command("show")
+def tenant_show(tenant_id: Annotated[str, typer.Argument(help="Tenant id.")]) -> None:
+    """Show one tenant with its profiles (never its Tavus key)."""
+    settings = load_settings()
+
+    async def work(runtime: Runtime, session: AsyncSession) -> dict[str, Any]:
+        return (await tenant_service.get_tenant(session, tenant_id)).model_dump(mode="json")
+
+    _print_json(_in_transaction(settings, work))
+
+
+@key_cli.command("create")
+def key_create(
+    tenant_id: Annotated[str, typer.Argument(help="Tenant id.")],
+    label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+) -> None:
+    """Issue an API key; it is printed once and only its hash is stored."""
+    settings = load_settings()
+
+    async def work(runtime: Runtime, session: AsyncSession) -> dict[str, Any]:
+        created = await tenant_service.create_api_key(session, tenant_id, label=label)
+        return created.model_dump(mode="json")
+
+    _print_json(_in_transaction(settings, work))
+
+
+@key_cli.command("revoke")
+def key_revoke(
+    tenant_id: Annotated[str, typer.Argument(help="Tenant id.")],
+    key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
+) -> None:
+    """Revoke an API key at once."""
+    settings = load_settings()
+
+    async def work(runtime: Runtime, session: AsyncSession) -> None:
+        await tenant_service.revoke_api_key(session, tenant_id, key_id)
+
+    _in_transaction(settings, work)
+    typer.echo(f"revoked {key_id}")
 
 
 def main() -> None:

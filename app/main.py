@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import app
-from app.api import health, problems
+from app.api import health, problems, sessions, tenants
 from app.api.middleware import BodySizeLimit
-from app.db.engine import create_engine, create_sessionmaker
-from app.runtime import Runtime
+from app.runtime import open_runtime
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -28,14 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "DATABASE_URL is unset; start Palisade with `palisade serve`, "
                 "which runs an embedded PostgreSQL"
             )
-        engine = create_engine(settings.database_url, settings)
-        api.state.runtime = Runtime(
-            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine)
-        )
-        try:
+        async with open_runtime(settings, settings.database_url) as runtime:
+            api.state.runtime = runtime
             yield
-        finally:
-            await engine.dispose()
 
     api = FastAPI(
         title="Palisade",
@@ -46,4 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     api.include_router(health.router)
+    api.include_router(tenants.router)
+    api.include_router(sessions.router)
     return api

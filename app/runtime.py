@@ -1,12 +1,25 @@
-"""Long-lived objects of one process, built in the lifespan and shared by requests."""
+"""Long-lived objects of one process, built once and shared by requests and workers."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.settings import Settings
+from app.db.engine import create_engine, create_sessionmaker
+from app.domain.sessions.start import StartContext, StartSaga
+from app.domain.tenants.pals import TavusPalDirectory
+from app.security.secret_box import SecretBox
+from app.security.tokens import WebhookTokens
+from app.settings import SIMULATOR_API_KEY, Settings
+from app.tavus.client import TavusClient
 
 
 @dataclass
@@ -14,3 +27,59 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    tavus: TavusClient
+    secret_box: SecretBox
+    webhook_tokens: WebhookTokens
+    pals: TavusPalDirectory
+    start_saga: StartSaga
+
+
+def instance_id() -> str:
+    """Names this process in leases it takes on sessions (visible in the database)."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+    engine = create_engine(database_url, settings)
+    # One client for the process: connection pooling and keep-alive to Tavus.
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        timeout=httpx.Timeout(10.0, connect=3.0),
+    )
+    api_key = (
+        settings.tavus_api_key.get_secret_value() if settings.tavus_api_key else SIMULATOR_API_KEY
+    )
+    tavus = TavusClient(http, base_url=settings.tavus_url, api_key=api_key)
+    sessionmaker = create_sessionmaker(engine)
+    secret_box = SecretBox(settings.secret_key_value)
+    webhook_tokens = WebhookTokens(settings.secret_key_value)
+    start_saga = StartSaga(
+        StartContext(
+            sessionmaker=sessionmaker,
+            tavus=tavus,
+            secret_box=secret_box,
+            webhook_tokens=webhook_tokens,
+            public_base_url=settings.public_base_url,
+            instance_id=instance_id(),
+            start_lease=timedelta(seconds=settings.start_lease_seconds),
+            deadline_grace=timedelta(seconds=settings.deadline_grace_seconds),
+            idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        )
+    )
+    try:
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            http=http,
+            tavus=tavus,
+            secret_box=secret_box,
+            webhook_tokens=webhook_tokens,
+            pals=TavusPalDirectory(tavus),
+            start_saga=start_saga,
+        )
+    finally:
+        await http.aclose()
+        await engine.dispose()

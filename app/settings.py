@@ -22,6 +22,9 @@ DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_SECRET_KEY = "palisade-dev-secret-key-not-for-production"
 MIN_ADMIN_TOKEN_LENGTH = 16
 MIN_SECRET_KEY_LENGTH = 32
+# With no TAVUS_API_KEY, Palisade talks to its own Tavus simulator (started by `serve`).
+SIMULATOR_DEFAULT_URL = "http://127.0.0.1:8100"
+SIMULATOR_API_KEY = "palisade-simulator"
 
 
 class Mode(StrEnum):
@@ -49,9 +52,7 @@ class Settings(BaseSettings):
     # --- the product contract (DESIGN §5) ---
     database_url: Annotated[str | None, Field(validation_alias=_env("DATABASE_URL"))] = None
     tavus_api_key: Annotated[SecretStr | None, Field(validation_alias=_env("TAVUS_API_KEY"))] = None
-    tavus_base_url: Annotated[str, Field(validation_alias=_env("TAVUS_BASE_URL"))] = (
-        "https://tavusapi.com"
-    )
+    tavus_base_url: Annotated[str | None, Field(validation_alias=_env("TAVUS_BASE_URL"))] = None
     public_base_url: Annotated[str, Field(validation_alias=_env("PUBLIC_BASE_URL"))] = (
         "http://localhost:8000"
     )
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[
         int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_env("PALISADE_MAX_BODY_BYTES"))
     ] = 256 * 1024
+    deadline_grace_seconds: Annotated[
+        int, Field(ge=0, le=3600, validation_alias=_env("PALISADE_DEADLINE_GRACE_SECONDS"))
+    ] = 120
+    start_lease_seconds: Annotated[
+        int, Field(ge=5, le=600, validation_alias=_env("PALISADE_START_LEASE_SECONDS"))
+    ] = 60
+    idempotency_ttl_hours: Annotated[
+        int, Field(ge=24, le=24 * 30, validation_alias=_env("PALISADE_IDEMPOTENCY_TTL_HOURS"))
+    ] = 24
     migrations_dir: Annotated[
         Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
     ] = None
@@ -82,13 +92,19 @@ class Settings(BaseSettings):
 
     @field_validator("tavus_base_url", "public_base_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
     @model_validator(mode="after")
     def _mode_and_secrets(self) -> Settings:
+        if self.tavus_base_url is None:
+            self.tavus_base_url = (
+                SIMULATOR_DEFAULT_URL if self.tavus_api_key is None else "https://tavusapi.com"
+            )
         if self.mode is None:
             # Zero-setup: no database and no Tavus key means someone is trying Palisade out.
             self.mode = (
@@ -108,7 +124,9 @@ class Settings(BaseSettings):
                 _secret_problem(
                     "ADMIN_TOKEN", self.admin_token, MIN_ADMIN_TOKEN_LENGTH, DEV_ADMIN_TOKEN
                 ),
-                _secret_problem("SECRET_KEY", self.secret_key, MIN_SECRET_KEY_LENGTH, DEV_SECRET_KEY),
+                _secret_problem(
+                    "SECRET_KEY", self.secret_key, MIN_SECRET_KEY_LENGTH, DEV_SECRET_KEY
+                ),
             )
             if problem
         ]
@@ -125,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def tavus_url(self) -> str:
+        assert self.tavus_base_url is not None  # defaulted by _mode_and_secrets
+        return self.tavus_base_url
 
     @property
     def uses_simulator(self) -> bool:

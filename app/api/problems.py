@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.domain.profiles.errors import problem_code
 from app.errors import AppError, MalformedBody, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -56,16 +57,15 @@ def problem_response(
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for error in exc.errors():
-        errors.append(
-            {
-                "loc": [str(part) for part in error.get("loc", ())],
-                "type": error.get("type"),
-                "msg": error.get("msg"),
-            }
-        )
-    return errors
+    # Input values are never echoed back: bodies may carry provider API keys.
+    return [
+        {
+            "loc": list(error.get("loc", ())),
+            "code": problem_code(str(error.get("type", ""))),
+            "msg": error.get("msg"),
+        }
+        for error in exc.errors()
+    ]
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -78,7 +78,7 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
-    if any(e["type"] == "json_invalid" for e in errors):
+    if any(str(e.get("type")) == "json_invalid" for e in exc.errors()):
         malformed = MalformedBody()
         return problem_response(400, malformed.code, malformed.title, errors[0]["msg"])
     failed = ValidationFailed()

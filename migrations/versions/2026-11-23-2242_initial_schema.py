@@ -195,6 +195,8 @@ def upgrade() -> None:
             ["session.id"],
             name=op.f("fk_idempotency_record_session_id_session"),
             ondelete="SET NULL",
+            deferrable=True,
+            initially="DEFERRED",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],

@@ -22,8 +22,10 @@ class IdempotencyRecord(CreatedAtMixin, Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     # Fingerprint of method, path and canonical body: the same key with another body is refused.
     request_hash: Mapped[str] = mapped_column(String(64))
+    # Deferred: the key is claimed with the id of the session that admission creates
+    # later in the same transaction.
     session_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("session.id", ondelete="SET NULL")
+        ForeignKey("session.id", ondelete="SET NULL", deferrable=True, initially="DEFERRED")
     )
     response_status: Mapped[int | None]
     response_body: Mapped[dict[str, Any] | None]

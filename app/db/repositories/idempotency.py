@@ -21,6 +21,7 @@ class IdempotencyRepository:
         key: str,
         *,
         request_hash: str,
+        session_id: uuid.UUID | None,
         locked_until: datetime,
         expires_at: datetime,
     ) -> bool:
@@ -31,6 +32,7 @@ class IdempotencyRepository:
                 tenant_id=tenant_id,
                 key=key,
                 request_hash=request_hash,
+                session_id=session_id,
                 locked_until=locked_until,
                 expires_at=expires_at,
             )

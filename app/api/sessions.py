@@ -1,0 +1,130 @@
+"""Tenant API: start, read, list and end sessions. Thin: parse, call the domain, return."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse
+
+from app.api.auth import CurrentTenant
+from app.api.deps import DbSession, RuntimeDep
+from app.api.problems import PROBLEM_JSON
+from app.domain.sessions import service as session_service
+from app.domain.sessions.errors import InvalidIdempotencyKey
+from app.domain.sessions.schemas import SessionCreate
+from app.domain.sessions.states import Status
+from app.domain.sessions.views import SessionEventList, SessionPage, SessionPublic
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such session for this tenant (`session_not_found`)"}
+}
+_START_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    400: {"description": "Malformed JSON or Idempotency-Key"},
+    409: {"description": "`idempotency_key_in_flight`: the first request is still running"},
+    413: {"description": "Body too large (`payload_too_large`)"},
+    422: {
+        "description": "Invalid request: `unknown_profile`, `override_not_allowed`, "
+        "`overrides_not_allowed`, `property_cap_exceeded`, `idempotency_key_mismatch`, ..."
+    },
+    429: {"description": "`tenant_concurrency_limit`, with Retry-After"},
+    502: {"description": "`upstream_error`: Tavus failed; nothing was left behind"},
+    503: {"description": "`upstream_capacity`: the Tavus account is at its concurrency limit"},
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionPublic,
+    responses=_START_ERRORS,
+)
+async def start_session(
+    body: SessionCreate,
+    tenant: CurrentTenant,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes the request safe to retry: the first result is replayed.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Start a conversation for one of the tenant's users, reusing a persistent PAL or
+    creating an ephemeral one per the profile's strategy."""
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidIdempotencyKey()
+    outcome = await runtime.start_saga.start(tenant.tenant_id, body, idempotency_key)
+    headers = dict(outcome.headers)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        outcome.body,
+        status_code=outcome.status_code,
+        headers=headers,
+        media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
+    )
+
+
+@router.get("", responses=_AUTH)
+async def list_sessions(
+    tenant: CurrentTenant,
+    db: DbSession,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    external_ref: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SessionPage:
+    """The tenant's sessions, newest first, a page at a time (pass `next_cursor` back)."""
+    return await session_service.list_sessions(
+        db,
+        tenant.tenant_id,
+        status=status_,
+        external_ref=external_ref,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{session_id}", responses={**_AUTH, **_NOT_FOUND})
+async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionPublic:
+    """One session."""
+    parsed = session_service.parse_session_id(session_id)
+    return await session_service.get_session(db, tenant.tenant_id, parsed)
+
+
+@router.post(
+    "/{session_id}/end",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {"description": "`session_not_endable`: still being created"},
+    },
+)
+async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDep) -> SessionPublic:
+    """End the conversation (idempotent). The session moves to `ending`; the shutdown
+    webhook or the reconciler finishes it and deletes an ephemeral PAL."""
+    parsed = session_service.parse_session_id(session_id)
+    return await session_service.end_session(
+        runtime.sessionmaker,
+        tenant.tenant_id,
+        parsed,
+        tavus=runtime.tavus,
+        secret_box=runtime.secret_box,
+    )
+
+
+@router.get("/{session_id}/events", responses={**_AUTH, **_NOT_FOUND})
+async def list_events(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionEventList:
+    """The session's append-only event log: transitions, Tavus outcomes, raw webhooks."""
+    parsed = session_service.parse_session_id(session_id)
+    return await session_service.list_events(db, tenant.tenant_id, parsed)

@@ -1,0 +1,97 @@
+"""Admin API: tenants, their profiles and API keys. Thin: parse, call the service, return."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.auth import AdminOnly
+from app.api.deps import DbSession, RuntimeDep
+from app.domain.tenants import service as tenant_service
+from app.domain.tenants.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    TenantCreate,
+    TenantPage,
+    TenantPublic,
+    TenantUpdate,
+)
+
+router = APIRouter(prefix="/tenants", tags=["admin"], dependencies=[AdminOnly])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid admin token"},
+    422: {"description": "Invalid tenant or profile (`code` says which rule)"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such tenant (`tenant_not_found`)"}
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}})
+async def create_tenant(
+    body: TenantCreate, session: DbSession, runtime: RuntimeDep
+) -> TenantPublic:
+    """Create a tenant with its profiles."""
+    return await tenant_service.create_tenant(
+        session, body, box=runtime.secret_box, pals=runtime.pals
+    )
+
+
+@router.get("", responses=_ERRORS)
+async def list_tenants(
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> TenantPage:
+    """List tenants by id, a page at a time."""
+    return await tenant_service.list_tenants(session, limit=limit, cursor=cursor)
+
+
+@router.get("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
+async def get_tenant(tenant_id: str, session: DbSession) -> TenantPublic:
+    """Read a tenant with its profiles (never its Tavus key)."""
+    return await tenant_service.get_tenant(session, tenant_id)
+
+
+@router.patch("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
+async def update_tenant(
+    tenant_id: str, body: TenantUpdate, session: DbSession, runtime: RuntimeDep
+) -> TenantPublic:
+    """Merge-patch a tenant; changed profiles apply to new sessions only."""
+    return await tenant_service.update_tenant(
+        session, tenant_id, body, box=runtime.secret_box, pals=runtime.pals
+    )
+
+
+@router.post(
+    "/{tenant_id}/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    responses={**_ERRORS, **_NOT_FOUND},
+)
+async def create_api_key(
+    tenant_id: str, session: DbSession, body: ApiKeyCreate | None = None
+) -> ApiKeyCreated:
+    """Issue an API key for the tenant's frontends. The key is shown only in this response."""
+    return await tenant_service.create_api_key(
+        session, tenant_id, label=body.label if body else None
+    )
+
+
+@router.get("/{tenant_id}/api-keys", responses={**_ERRORS, **_NOT_FOUND})
+async def list_api_keys(tenant_id: str, session: DbSession) -> list[ApiKeyPublic]:
+    """List the tenant's keys (prefixes only)."""
+    return await tenant_service.list_api_keys(session, tenant_id)
+
+
+@router.delete(
+    "/{tenant_id}/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_ERRORS, 404: {"description": "No such key (`api_key_not_found`)"}},
+)
+async def revoke_api_key(tenant_id: str, key_id: str, session: DbSession) -> Response:
+    """Revoke a key at once; revoking twice is fine."""
+    await tenant_service.revoke_api_key(session, tenant_id, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

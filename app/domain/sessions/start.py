@@ -1,0 +1,572 @@
+"""Starting a session: admission, then a saga with a recovery point before each Tavus call.
+
+    admitted ──create PAL──▶ pal_created ──create conversation──▶ active
+        │  (reuse skips the PAL)    │
+        └──────────────▶ failed ◀───┘   (the ephemeral PAL is deleted: compensation)
+
+Each step is its own short transaction; no database lock is held during a Tavus call.
+Before a create is sent, the row already holds the name tag the object will carry, so a
+crash or a timeout at any point is resolved by looking the object up by that tag — never
+by creating blindly a second time. The process running the saga holds a lease on the
+row (``claimed_by`` / ``next_check_at``); when it dies, the lease runs out and a retry
+with the same ``Idempotency-Key`` (or the reconciler) resumes from the recovery point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Session
+from app.db.repositories.idempotency import IdempotencyRepository
+from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.tenants import TenantRepository
+from app.domain.profiles.errors import ProfileRequired, UnknownProfile
+from app.domain.profiles.resolution import Resolution, resolve
+from app.domain.profiles.schemas import Profile
+from app.domain.sessions import tags
+from app.domain.sessions.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMismatch,
+    TenantConcurrencyLimit,
+)
+from app.domain.sessions.schemas import SessionCreate
+from app.domain.sessions.states import Cleanup, State, check_move
+from app.domain.sessions.views import session_view
+from app.errors import AppError, UpstreamCapacity, UpstreamError, ValidationFailed
+from app.security.secret_box import SecretBox
+from app.security.tokens import WebhookTokens
+from app.tavus.client import TavusClient
+from app.tavus.errors import TavusConcurrencyLimit, TavusError, TavusNotFound
+from app.tavus.models import Conversation, ConversationCreate, PalCreate
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# A tenant at its cap is told to come back after this long.
+CONCURRENCY_RETRY_AFTER_SECONDS = 5
+# Tavus publishes no guidance; a slot is usually free within a call's timeout.
+CAPACITY_RETRY_AFTER_SECONDS = 30
+
+
+class PalBodyInvalid(ValidationFailed):
+    code = "pal_body_invalid"
+    title = "The PAL body built for this session would be refused by Tavus"
+
+
+class ConversationBodyInvalid(ValidationFailed):
+    code = "conversation_body_invalid"
+    title = "The conversation body built for this session would be refused by Tavus"
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """An HTTP answer to ``POST /sessions``, as sent the first time and replayed after."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class StartContext:
+    """What the saga needs from the process: database, Tavus, secrets, settings."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    tavus: TavusClient
+    secret_box: SecretBox
+    webhook_tokens: WebhookTokens
+    public_base_url: str
+    instance_id: str
+    start_lease: timedelta
+    deadline_grace: timedelta
+    idempotency_ttl: timedelta
+
+
+def request_fingerprint(body: SessionCreate) -> str:
+    canonical = json.dumps(
+        body.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(f"POST /sessions\n{canonical}".encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _problem(error: AppError) -> StartOutcome:
+    body: dict[str, Any] = {
+        "type": f"https://palisade.dev/problems/{error.code.replace('_', '-')}",
+        "title": error.title,
+        "status": error.status_code,
+        "code": error.code,
+        "detail": error.detail,
+        **error.extra,
+    }
+    return StartOutcome(error.status_code, body, dict(error.headers))
+
+
+def _tavus_error_summary(error: TavusError) -> dict[str, Any]:
+    return {
+        "tavus_operation": error.operation,
+        "tavus_status": error.status,
+        "tavus_error": type(error).__name__,
+        "tavus_message": error.message,
+    }
+
+
+def _upstream_failure(error: TavusError, what: str) -> AppError:
+    if isinstance(error, TavusConcurrencyLimit):
+        return UpstreamCapacity(
+            f"Tavus refused to {what}: the account is at its concurrent conversation limit",
+            headers={"Retry-After": str(CAPACITY_RETRY_AFTER_SECONDS)},
+            **_tavus_error_summary(error),
+        )
+    return UpstreamError(f"Tavus failed to {what}: {error.message}", **_tavus_error_summary(error))
+
+
+class StartSaga:
+    def __init__(self, context: StartContext) -> None:
+        self.ctx = context
+
+    # --- entry point ------------------------------------------------------------
+
+    async def start(
+        self, tenant_id: str, body: SessionCreate, idempotency_key: str | None
+    ) -> StartOutcome:
+        admitted = await self._admit(tenant_id, body, idempotency_key)
+        if isinstance(admitted, StartOutcome):
+            return admitted
+        session_id, fresh = admitted
+        return await self.drive(session_id, fresh=fresh)
+
+    # --- admission (one transaction) --------------------------------------------
+
+    async def _admit(
+        self, tenant_id: str, body: SessionCreate, key: str | None
+    ) -> StartOutcome | tuple[uuid.UUID, bool]:
+        now = _now()
+        session_id = uuid.uuid4()
+        lease_until = now + self.ctx.start_lease
+        async with self.ctx.sessionmaker.begin() as db:
+            if key is not None:
+                fingerprint = request_fingerprint(body)
+                claimed = await IdempotencyRepository(db).claim(
+                    tenant_id,
+                    key,
+                    request_hash=fingerprint,
+                    session_id=session_id,
+                    locked_until=lease_until,
+                    expires_at=now + self.ctx.idempotency_ttl,
+                )
+                if not claimed:
+                    return await self._existing_key(db, tenant_id, key, fingerprint, now)
+            await self._admit_new(db, tenant_id, body, key, session_id, now, lease_until)
+        return session_id, True
+
+    async def _existing_key(
+        self, db: AsyncSession, tenant_id: str, key: str, fingerprint: str, now: datetime
+    ) -> StartOutcome | tuple[uuid.UUID, bool]:
+        record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
+        if record is None:
+            # Pruned between our insert attempt and this read: extremely unlikely.
+            raise IdempotencyKeyInFlight("retry the request")
+        if record.request_hash != fingerprint:
+            raise IdempotencyKeyMismatch(
+                "this Idempotency-Key was first used with a different body; use a new key"
+            )
+        if record.response_status is not None:
+            return StartOutcome(record.response_status, record.response_body or {}, replayed=True)
+        if record.locked_until is not None and record.locked_until > now:
+            raise IdempotencyKeyInFlight(
+                "the first request with this key is still running; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        if record.session_id is None:
+            raise IdempotencyKeyInFlight("retry the request")
+        # The first attempt's process died (its lease ran out): resume its session.
+        row = await SessionRepository(db).get_for_update(record.session_id)
+        if row is None:
+            raise IdempotencyKeyInFlight("retry the request")
+        if row.claimed_by is not None and row.next_check_at is not None and row.next_check_at > now:
+            raise IdempotencyKeyInFlight(
+                "the session is being recovered; retry shortly", headers={"Retry-After": "1"}
+            )
+        lease_until = now + self.ctx.start_lease
+        row.claimed_by = self.ctx.instance_id
+        row.next_check_at = lease_until
+        await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
+        return row.id, False
+
+    async def _admit_new(
+        self,
+        db: AsyncSession,
+        tenant_id: str,
+        body: SessionCreate,
+        key: str | None,
+        session_id: uuid.UUID,
+        now: datetime,
+        lease_until: datetime,
+    ) -> None:
+        sessions = SessionRepository(db)
+        locked = await sessions.lock_tenant_and_count_live(tenant_id)
+        if locked is None:  # the key authenticated, so the tenant existed a moment ago
+            raise UnknownProfile("tenant no longer exists")
+        tenant, live = locked
+        if live >= tenant.max_concurrent_sessions:
+            raise TenantConcurrencyLimit(
+                f"tenant {tenant_id!r} has {live} of {tenant.max_concurrent_sessions} "
+                "concurrent sessions running",
+                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
+                limit=tenant.max_concurrent_sessions,
+            )
+        name = body.profile if body.profile is not None else tenant.default_profile
+        if name is None:
+            raise ProfileRequired(
+                "the request names no profile and the tenant has no default_profile"
+            )
+        stored = await TenantRepository(db).get_profile(tenant_id, name)
+        if stored is None:
+            raise UnknownProfile(f"unknown profile {name!r}", profile=name)
+        resolution = resolve(Profile.model_validate(stored.config), body, profile_name=name)
+        plan = _plan(resolution, session_id)
+        row = Session(
+            id=session_id,
+            tenant_id=tenant_id,
+            profile=name,
+            state=State.ADMITTED,
+            strategy=resolution.strategy,
+            strategy_reason=resolution.strategy_reason,
+            cleanup=Cleanup.NOT_NEEDED,
+            pal_id=resolution.pal_id,
+            pal_ephemeral=resolution.strategy == "ephemeral",
+            external_ref=body.external_ref,
+            idempotency_key=key,
+            request=body.model_dump(mode="json", exclude_unset=True),
+            resolved=plan,
+            next_check_at=lease_until,
+            claimed_by=self.ctx.instance_id,
+        )
+        await sessions.add(row)
+        await sessions.add_event(
+            session_id,
+            kind="transition",
+            type="session.admitted",
+            to_state=State.ADMITTED,
+            payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
+        )
+
+    # --- the saga ----------------------------------------------------------------
+
+    async def drive(self, session_id: uuid.UUID, *, fresh: bool) -> StartOutcome:
+        """Run the start from the session's recovery point to active or failed.
+
+        ``fresh`` says nothing has been sent to Tavus yet for this session; otherwise
+        each create is preceded by a lookup of what a previous attempt may have made.
+        """
+        async with self.ctx.sessionmaker() as db:
+            row = await SessionRepository(db).get(session_id)
+            tenant = await TenantRepository(db).get(row.tenant_id) if row else None
+        if row is None or tenant is None:
+            raise AppError("session vanished during start")
+        if row.state not in (State.ADMITTED, State.PAL_CREATED):
+            return await self._complete_from_row(row)
+        tavus = self._tavus_for(tenant.tavus_api_key_encrypted)
+        # A conversation create is only ever sent once the PAL id is stored, so after a
+        # PAL step in this run the conversation cannot exist yet.
+        conversation_fresh = fresh
+        try:
+            if row.state == State.ADMITTED and row.strategy == "ephemeral":
+                pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
+                row = await self._record_pal(row, pal_id)
+                conversation_fresh = True
+            conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
+        except _Unresolved as unresolved:
+            return await self._leave_for_recovery(row, unresolved.error, unresolved.what)
+        except TavusError as error:
+            what = (
+                "create the PAL"
+                if row.state == State.ADMITTED and row.pal_ephemeral
+                else ("create the conversation")
+            )
+            return await self._fail(row, tavus, _upstream_failure(error, what))
+        return await self._record_active(
+            row, conversation.conversation_id, conversation.conversation_url
+        )
+
+    def _tavus_for(self, encrypted_key: bytes | None) -> TavusClient:
+        if encrypted_key is None:
+            return self.ctx.tavus
+        return self.ctx.tavus.with_api_key(self.ctx.secret_box.decrypt(encrypted_key))
+
+    async def _ensure_pal(self, tavus: TavusClient, row: Session, *, fresh: bool) -> str:
+        name = row.resolved["pal_name"]
+        what = "create the PAL"
+        if not fresh:
+            existing = await _lookup(tavus.find_pal_by_name(name), what)
+            if existing is not None:
+                return existing.pal_id
+        try:
+            created = await tavus.create_pal(PalCreate.model_validate(row.resolved["pal_body"]))
+        except TavusError as error:
+            if not error.may_have_taken_effect:
+                raise
+            existing = await _lookup(tavus.find_pal_by_name(name), what, error)
+            if existing is None:
+                raise _Unresolved(error, what) from None
+            return existing.pal_id
+        return created.pal_id
+
+    async def _ensure_conversation(
+        self, tavus: TavusClient, row: Session, *, fresh: bool
+    ) -> Conversation:
+        name = row.resolved["conversation_name"]
+        what = "create the conversation"
+        if not fresh:
+            existing = await _lookup(tavus.find_conversation_by_name(name), what)
+            if existing is not None:
+                return existing
+        try:
+            return await tavus.create_conversation(self._conversation_body(row))
+        except TavusError as error:
+            if not error.may_have_taken_effect:
+                raise
+            found = await _lookup(tavus.find_conversation_by_name(name), what, error)
+            if found is None:
+                raise _Unresolved(error, what) from None
+            return found
+
+    def _conversation_body(self, row: Session) -> ConversationCreate:
+        token = self.ctx.webhook_tokens.token_for(str(row.id))
+        callback = f"{self.ctx.public_base_url}/webhooks/tavus/{row.id}?token={token}"
+        return ConversationCreate.model_validate(
+            {
+                **row.resolved["conversation_body"],
+                "pal_id": row.pal_id,
+                "conversation_name": row.resolved["conversation_name"],
+                "callback_url": callback,
+            }
+        )
+
+    # --- recovery points (one short transaction each) ---------------------------------
+
+    async def _transition(
+        self,
+        row: Session,
+        target: State,
+        *,
+        event_payload: dict[str, Any] | None = None,
+        **changes: Any,
+    ) -> Session:
+        async with self.ctx.sessionmaker.begin() as db:
+            repo = SessionRepository(db)
+            current = await repo.get_for_update(row.id)
+            assert current is not None
+            check_move(State(current.state), target)
+            source = current.state
+            current.state = target
+            for name, value in changes.items():
+                setattr(current, name, value)
+            await repo.add_event(
+                current.id,
+                kind="transition",
+                type=f"session.{target}",
+                from_state=source,
+                to_state=target,
+                payload=event_payload or {},
+            )
+            await self._complete_idempotency_if_final(db, current)
+        return current
+
+    async def _record_pal(self, row: Session, pal_id: str) -> Session:
+        return await self._transition(
+            row,
+            State.PAL_CREATED,
+            pal_id=pal_id,
+            cleanup=Cleanup.PENDING,
+            next_check_at=_now() + self.ctx.start_lease,
+            event_payload={"pal_id": pal_id},
+        )
+
+    async def _record_active(
+        self, row: Session, conversation_id: str, conversation_url: str | None
+    ) -> StartOutcome:
+        now = _now()
+        max_call = int(row.resolved["max_call_duration"])
+        deadline = now + timedelta(seconds=max_call) + self.ctx.deadline_grace
+        current = await self._transition(
+            row,
+            State.ACTIVE,
+            conversation_id=conversation_id,
+            conversation_url=conversation_url,
+            active_at=now,
+            deadline_at=deadline,
+            # The reconciler looks at the session again at its deadline (issue of
+            # lost webhooks); until then the webhook drives it.
+            next_check_at=deadline,
+            claimed_by=None,
+            event_payload={"conversation_id": conversation_id},
+        )
+        return StartOutcome(201, session_view(current).model_dump(mode="json"))
+
+    async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
+        cleanup = Cleanup.NOT_NEEDED
+        if row.pal_ephemeral and row.pal_id is not None:
+            cleanup = await self._delete_pal_now(tavus, row.pal_id)
+        elif row.pal_ephemeral and row.state == State.ADMITTED:
+            # No id stored, and the create provably did not happen: nothing to delete.
+            cleanup = Cleanup.NOT_NEEDED
+        outcome = _problem(error)
+        await self._transition(
+            row,
+            State.FAILED,
+            cleanup=cleanup,
+            ended_at=_now(),
+            end_reason="creation_failed",
+            error={"code": error.code, "detail": error.detail, **_scalar_extra(error.extra)},
+            next_check_at=_now() if cleanup == Cleanup.PENDING else None,
+            claimed_by=None,
+            event_payload={"code": error.code, "cleanup": cleanup},
+        )
+        return outcome
+
+    async def _delete_pal_now(self, tavus: TavusClient, pal_id: str) -> Cleanup:
+        try:
+            await tavus.delete_pal(pal_id)
+        except TavusNotFound:
+            return Cleanup.DONE
+        except TavusError as error:
+            logger.warning("inline PAL delete failed, left to the reconciler: %s", error.message)
+            return Cleanup.PENDING
+        return Cleanup.DONE
+
+    async def _leave_for_recovery(self, row: Session, error: TavusError, what: str) -> StartOutcome:
+        """The create may or may not have happened and Tavus cannot tell us now.
+
+        Nothing is decided: the lease is released so that a retry with the same key, or
+        the reconciler, resolves it by lookup. The response is not stored for replay.
+        """
+        now = _now()
+        async with self.ctx.sessionmaker.begin() as db:
+            current = await SessionRepository(db).get_for_update(row.id)
+            assert current is not None
+            current.next_check_at = now
+            current.claimed_by = None
+            await SessionRepository(db).add_event(
+                row.id,
+                kind="tavus",
+                type="tavus.outcome_unknown",
+                payload=_tavus_error_summary(error),
+            )
+            if current.idempotency_key is not None:
+                await IdempotencyRepository(db).extend_lock(
+                    current.tenant_id, current.idempotency_key, now
+                )
+        failure = UpstreamError(
+            f"Tavus did not confirm whether it managed to {what}; the session "
+            "will be resolved without creating a duplicate. Retry with the same "
+            "Idempotency-Key to get its outcome.",
+            session_id=str(row.id),
+            **_tavus_error_summary(error),
+        )
+        return _problem(failure)
+
+    async def _complete_from_row(self, row: Session) -> StartOutcome:
+        async with self.ctx.sessionmaker.begin() as db:
+            await self._complete_idempotency_if_final(db, row)
+        return outcome_of(row)
+
+    async def _complete_idempotency_if_final(self, db: AsyncSession, row: Session) -> None:
+        if row.idempotency_key is None or row.state in (State.ADMITTED, State.PAL_CREATED):
+            return
+        outcome = outcome_of(row)
+        await IdempotencyRepository(db).complete(
+            row.tenant_id, row.idempotency_key, status=outcome.status_code, body=outcome.body
+        )
+
+
+def outcome_of(row: Session) -> StartOutcome:
+    """The answer to the start of a session that got past its recovery points."""
+    if row.state != State.FAILED:
+        return StartOutcome(201, session_view(row).model_dump(mode="json"))
+    error = dict(row.error or {})
+    code = str(error.get("code", UpstreamError.code))
+    status = UpstreamCapacity.status_code if code == UpstreamCapacity.code else 502
+    return StartOutcome(
+        status,
+        {
+            "type": f"https://palisade.dev/problems/{code.replace('_', '-')}",
+            "title": "Session creation failed",
+            "status": status,
+            "session_id": str(row.id),
+            **error,
+        },
+    )
+
+
+class _Unresolved(Exception):
+    """Tavus may have created the object and cannot tell us now whether it did."""
+
+    def __init__(self, error: TavusError, what: str) -> None:
+        super().__init__(what)
+        self.error = error
+        self.what = what
+
+
+async def _lookup(found: Awaitable[T], what: str, cause: TavusError | None = None) -> T:
+    try:
+        return await found
+    except TavusError as error:
+        raise _Unresolved(cause or error, what) from None
+
+
+def _scalar_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extra.items() if isinstance(v, str | int | float | bool | None)}
+
+
+def _plan(resolution: Resolution, session_id: uuid.UUID) -> dict[str, Any]:
+    """What the session will send to Tavus, fixed at admission (and validated now, so a
+    body Tavus would refuse is a 422 before anything is created)."""
+    plan: dict[str, Any] = resolution.model_dump(mode="json")
+    plan["conversation_name"] = tags.conversation_name(
+        resolution.conversation_body.get("conversation_name"), session_id
+    )
+    conversation_probe = {
+        **resolution.conversation_body,
+        "conversation_name": plan["conversation_name"],
+        "pal_id": resolution.pal_id or "p0",
+    }
+    try:
+        ConversationCreate.model_validate(conversation_probe)
+    except ValidationError as exc:
+        raise ConversationBodyInvalid(
+            "the conversation body is not valid for Tavus", errors=_problems(exc)
+        ) from None
+    if resolution.pal_body is not None:
+        plan["pal_name"] = tags.pal_name(resolution.pal_body.get("pal_name"), session_id)
+        plan["pal_body"] = {**resolution.pal_body, "pal_name": plan["pal_name"]}
+        try:
+            PalCreate.model_validate(plan["pal_body"])
+        except ValidationError as exc:
+            raise PalBodyInvalid(
+                "the PAL body is not valid for Tavus", errors=_problems(exc)
+            ) from None
+    return plan
+
+
+def _problems(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e["loc"]), "code": e["type"], "msg": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]

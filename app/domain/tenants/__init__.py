@@ -1,0 +1,1 @@
+"""Tenants: customer products, their profiles, credentials and session cap."""
