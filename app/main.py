@@ -13,11 +13,14 @@ from app.api import health, problems, sessions, tenants
 from app.api.middleware import BodySizeLimit
 from app.runtime import open_runtime
 from app.settings import Settings, get_settings
+from app.tavus.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tavus_retry: RetryPolicy | None = None
+) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -27,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "DATABASE_URL is unset; start Palisade with `palisade serve`, "
                 "which runs an embedded PostgreSQL"
             )
-        async with open_runtime(settings, settings.database_url) as runtime:
+        async with open_runtime(
+            settings, settings.database_url, tavus_retry=tavus_retry
+        ) as runtime:
             api.state.runtime = runtime
             yield
 

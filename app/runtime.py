@@ -20,6 +20,7 @@ from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.settings import SIMULATOR_API_KEY, Settings
 from app.tavus.client import TavusClient
+from app.tavus.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 
 @dataclass
@@ -41,7 +42,9 @@ def instance_id() -> str:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, database_url: str, *, tavus_retry: RetryPolicy | None = None
+) -> AsyncIterator[Runtime]:
     engine = create_engine(database_url, settings)
     # One client for the process: connection pooling and keep-alive to Tavus.
     http = httpx.AsyncClient(
@@ -51,7 +54,12 @@ async def open_runtime(settings: Settings, database_url: str) -> AsyncIterator[R
     api_key = (
         settings.tavus_api_key.get_secret_value() if settings.tavus_api_key else SIMULATOR_API_KEY
     )
-    tavus = TavusClient(http, base_url=settings.tavus_url, api_key=api_key)
+    tavus = TavusClient(
+        http,
+        base_url=settings.tavus_url,
+        api_key=api_key,
+        retry=tavus_retry or DEFAULT_RETRY_POLICY,
+    )
     sessionmaker = create_sessionmaker(engine)
     secret_box = SecretBox(settings.secret_key_value)
     webhook_tokens = WebhookTokens(settings.secret_key_value)

@@ -16,13 +16,29 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import app.db.models
+from app.db.base import metadata
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import create_engine
 from app.main import create_app
 from app.settings import Mode, Settings, normalise_database_url
+from app.tavus.simulator import SimulatorConfig
 from tests.support import databases
+from tests.support.processes import free_port
+from tests.support.stack import (
+    Palisade,
+    SimulatorHandle,
+    start_palisade,
+    start_simulator,
+    stop_palisade,
+)
+
+TRUNCATE_ALL = (
+    "TRUNCATE " + ", ".join(f'"{table}"' for table in metadata.tables) + " RESTART IDENTITY CASCADE"
+)
 
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -55,14 +71,42 @@ async def template_database(postgres_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of this test's own."""
+async def fresh_database_url(
+    postgres_server_url: str, template_database: str
+) -> AsyncIterator[str]:
+    """A migrated database of this test's own (for tests that change the schema)."""
     name = databases.unique_name("palisade_t")
     url = await databases.create_database(postgres_server_url, name, template=template_database)
     try:
         yield url
     finally:
         await databases.drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="session")
+async def _app_database(
+    postgres_server_url: str, template_database: str
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    name = databases.unique_name("palisade_app")
+    url = await databases.create_database(postgres_server_url, name, template=template_database)
+    engine = create_engine(url)
+    try:
+        yield url, engine
+    finally:
+        await engine.dispose()
+        await databases.drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+async def database_url(_app_database: tuple[str, AsyncEngine]) -> str:
+    """A migrated database emptied for this test; the code under test commits freely.
+
+    Emptying one shared database is much faster than copying a template per test.
+    """
+    url, engine = _app_database
+    async with engine.begin() as connection:
+        await connection.execute(text(TRUNCATE_ALL))
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +148,45 @@ def make_settings(database_url: str | None, **overrides: object) -> Settings:
         "TAVUS_BASE_URL": "http://127.0.0.1:9",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings.model_validate(values)
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def simulator_server() -> AsyncIterator[SimulatorHandle]:
+    handle = await start_simulator(SimulatorConfig(seed=20261123, replica_join_delay_s=None))
+    try:
+        yield handle
+    finally:
+        await handle.served.stop()
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The shared simulator, fresh for this test (no objects, faults or calls)."""
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+async def palisade(database_url: str, simulator: SimulatorHandle) -> AsyncIterator[Palisade]:
+    """Palisade on a real port, on its own database, talking to the simulator."""
+    port = free_port()
+    settings = make_settings(
+        database_url,
+        TAVUS_BASE_URL=simulator.url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    running = await start_palisade(settings, port)
+    try:
+        yield running
+    finally:
+        await stop_palisade(running)
 
 
 @pytest.fixture

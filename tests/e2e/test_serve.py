@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -53,11 +54,11 @@ def test_zero_setup_serve_is_ready_and_leaves_no_postgres_behind(
         httpx.get(f"http://127.0.0.1:{sim_port}/_sim/state", timeout=2)
 
 
-async def test_external_database_behind_head_is_refused_then_migrated(
+def test_external_database_behind_head_is_refused_then_migrated(
     tmp_path: Path, postgres_server_url: str
 ) -> None:
     name = databases.unique_name("palisade_cli")
-    url = await databases.create_database(postgres_server_url, name)
+    url = asyncio.run(databases.create_database(postgres_server_url, name))
     try:
         env = clean_env({"DATABASE_URL": url, "PALISADE_MODE": "dev", "TAVUS_API_KEY": "tk"})
         refused = subprocess.run(
@@ -77,7 +78,7 @@ async def test_external_database_behind_head_is_refused_then_migrated(
         assert migrated.returncode == 0, migrated.stderr
         assert "database at revision" in migrated.stdout
     finally:
-        await databases.drop_database(postgres_server_url, name)
+        asyncio.run(databases.drop_database(postgres_server_url, name))
 
 
 def test_production_without_secrets_refuses_with_one_line(tmp_path: Path) -> None:

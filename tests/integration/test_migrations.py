@@ -22,8 +22,8 @@ def _diff(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrated_schema_equals_models(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_migrated_schema_equals_models(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
     try:
         async with engine.connect() as connection:
             diff = await connection.run_sync(_diff)
@@ -36,8 +36,8 @@ def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
 
-async def test_downgrade_to_base_then_upgrade_to_head(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_downgrade_to_base_then_upgrade_to_head(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
     try:
         await migrations.downgrade(engine, "base")
         async with engine.connect() as connection:
