@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -65,7 +67,7 @@ class TestProblemDetails:
         assert response.json()["code"] == "payload_too_large"
 
     async def test_streamed_oversize_body_is_413(self, client: httpx.AsyncClient) -> None:
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             for _ in range(40):
                 yield b"y" * 10_000
 

@@ -10,7 +10,7 @@ STRONG_KEY = "k" * 16 + "z" * 24
 
 
 def build(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings.model_validate(values)
 
 
 def settings_error(exc: ValidationError) -> str:
