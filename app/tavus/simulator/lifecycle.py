@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from app.tavus.simulator.clock import SimClock, iso_z
+from app.tavus.simulator.config import SimulatorConfig
+from app.tavus.simulator.errors import ControlError
+from app.tavus.simulator.records import ConversationRecord, ConversationStatus
+from app.tavus.simulator.timers import TimerQueue
+from app.tavus.simulator.webhooks import WebhookSender
+
+END_ENDPOINT_HIT = "end_conversation_endpoint_hit"
+MAX_CALL_DURATION = "max_call_duration reached"
+PARTICIPANT_ABSENT = "participant_absent_timeout reached"
+PARTICIPANT_LEFT = "participant_left_timeout reached"
+ROOM_DELETED = "daily_room_has_been_deleted"
+
+DEFAULT_GREETING = "Hi there! How can I help you today?"
+
+
+class Lifecycle:
+    """Moves conversations through active → ended on the simulated clock and
+    emits Tavus's events (recorded for ``?verbose=true``, POSTed to callback_url)."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        timers: TimerQueue,
+        webhooks: WebhookSender,
+        config: Callable[[], SimulatorConfig],
+        release_slot: Callable[[ConversationRecord], None],
+    ) -> None:
+        self._clock = clock
+        self._timers = timers
+        self._webhooks = webhooks
+        self._config = config
+        self._release_slot = release_slot
+        self._participant_seq = itertools.count(1)
+
+    def reset(self) -> None:
+        self._participant_seq = itertools.count(1)
+
+    def begin(self, conv: ConversationRecord) -> None:
+        if conv.status != "active":
+            return
+        delay = self._config().replica_join_delay_s
+        if delay is not None:
+            conv.timers["face_join"] = self._timers.call_later(delay, lambda: self.join_face(conv))
+        conv.timers["max_call_duration"] = self._timers.call_later(
+            conv.max_call_duration, lambda: self.shutdown(conv, MAX_CALL_DURATION)
+        )
+        conv.timers["participant_absent"] = self._timers.call_later(
+            conv.participant_absent_timeout, lambda: self.shutdown(conv, PARTICIPANT_ABSENT)
+        )
+
+    def join_face(self, conv: ConversationRecord) -> None:
+        self._require_active(conv)
+        if conv.face_joined_at is not None:
+            return
+        self._timers.cancel(conv.timers.pop("face_join", None))
+        conv.face_joined_at = self._clock.wall()
+        self.emit(conv, "system.replica_joined", "system", {"replica_id": conv.face_id})
+        if self._config().emit_pal_joined:
+            self.emit(conv, "system.pal_joined", "system", {"face_id": conv.face_id})
+
+    def join_participant(self, conv: ConversationRecord, participant_id: str | None) -> str:
+        self._require_active(conv)
+        pid = participant_id or f"participant-{next(self._participant_seq)}"
+        if pid in conv.participants:
+            raise ControlError(409, f"participant {pid} is already in the conversation")
+        # The face is a participant too, so max_participants counts it.
+        if conv.max_participants is not None and len(conv.participants) + 2 > conv.max_participants:
+            raise ControlError(409, "max_participants reached")
+        conv.participants.append(pid)
+        conv.participant_joins += 1
+        self._timers.cancel(conv.timers.pop("participant_absent", None))
+        self._timers.cancel(conv.timers.pop("participant_left", None))
+        return pid
+
+    def leave_participant(self, conv: ConversationRecord, participant_id: str | None) -> str:
+        self._require_active(conv)
+        if not conv.participants:
+            raise ControlError(409, "no participant is in the conversation")
+        pid = participant_id or conv.participants[-1]
+        if pid not in conv.participants:
+            raise ControlError(404, f"participant {pid} is not in the conversation")
+        conv.participants.remove(pid)
+        if not conv.participants:
+            conv.timers["participant_left"] = self._timers.call_later(
+                conv.participant_left_timeout, lambda: self.shutdown(conv, PARTICIPANT_LEFT)
+            )
+        return pid
+
+    def shutdown(
+        self, conv: ConversationRecord, reason: str, status: ConversationStatus = "ended"
+    ) -> None:
+        if conv.status != "active":
+            return
+        now = self._clock.wall()
+        conv.status = status
+        conv.shutdown_reason = reason
+        conv.ended_at = now
+        conv.updated_at = now
+        for timer in conv.timers.values():
+            self._timers.cancel(timer)
+        conv.timers.clear()
+        conv.participants.clear()
+        self._release_slot(conv)
+        self.emit(
+            conv,
+            "system.shutdown",
+            "system",
+            {"replica_id": conv.face_id, "shutdown_reason": reason},
+        )
+        self.emit(
+            conv,
+            "application.transcription_ready",
+            "application",
+            {"replica_id": conv.face_id, "transcript": self._transcript(conv)},
+        )
+
+    def emit(
+        self,
+        conv: ConversationRecord,
+        event_type: str,
+        message_type: str,
+        properties: dict[str, Any],
+    ) -> None:
+        event = {
+            "properties": properties,
+            "conversation_id": conv.conversation_id,
+            "webhook_url": conv.callback_url,
+            "event_type": event_type,
+            "message_type": message_type,
+            "timestamp": iso_z(self._clock.wall()),
+        }
+        conv.events.append(event)
+        if conv.callback_url:
+            self._webhooks.submit(conv.conversation_id, conv.callback_url, event)
+
+    def _transcript(self, conv: ConversationRecord) -> list[dict[str, str]]:
+        transcript = [{"role": "system", "content": conv.system_prompt}]
+        if conv.face_joined_at is not None:
+            transcript.append(
+                {"role": "assistant", "content": conv.custom_greeting or DEFAULT_GREETING}
+            )
+            if conv.participant_joins:
+                transcript.append({"role": "user", "content": "Hello."})
+        return transcript
+
+    @staticmethod
+    def _require_active(conv: ConversationRecord) -> None:
+        if conv.status != "active":
+            raise ControlError(409, f"conversation {conv.conversation_id} is {conv.status}")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.integration.simulator.conftest import (
+    PAL_BODY,
+    Served,
+    WebhookReceiver,
+    eventually,
+    eventually_async,
+    free_port,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def test_full_session_over_sockets(served: Served, receiver: WebhookReceiver) -> None:
+    token, url = receiver.new_url()
+    async with served.client(headers={"x-api-key": "k"}, timeout=5) as client:
+        pal_id = (await client.post("/v2/pals", json=PAL_BODY)).json()["pal_id"]
+        created = await client.post(
+            "/v2/conversations", json={"pal_id": pal_id, "callback_url": url}
+        )
+        conversation_id = created.json()["conversation_id"]
+
+        # The lifespan started the timers: the face joins by itself after 0.05 s.
+        await eventually(lambda: receiver.event_types(token) == ["system.replica_joined"])
+        ended = await client.post(f"/v2/conversations/{conversation_id}/end")
+        deleted = await client.delete(f"/v2/pals/{pal_id}")
+        got = await client.get(f"/v2/conversations/{conversation_id}")
+
+    assert (ended.status_code, deleted.status_code) == (200, 204)
+    assert got.json()["status"] == "ended"
+    await eventually(lambda: len(receiver.bodies(token)) == 3)
+
+
+async def test_serve_runs_from_the_command_line() -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "app.tavus.simulator", "--port", str(port), "--seed", "3"],
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+
+            async def state() -> httpx.Response | None:
+                try:
+                    return await client.get("/_sim/state")
+                except httpx.TransportError:
+                    return None
+
+            response = await eventually_async(state, within=15, what="simulator listening")
+            assert response is not None
+            assert response.json()["seed"] == 3
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=10)
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it captured.
+    assert process.returncode in (0, -15), stderr.decode()
+    assert "Application shutdown complete" in stderr.decode()
