@@ -59,6 +59,7 @@ async def open_runtime(
         base_url=settings.tavus_url,
         api_key=api_key,
         retry=tavus_retry or DEFAULT_RETRY_POLICY,
+        timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
     )
     sessionmaker = create_sessionmaker(engine)
     secret_box = SecretBox(settings.secret_key_value)

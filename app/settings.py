@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[
         int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_env("PALISADE_MAX_BODY_BYTES"))
     ] = 256 * 1024
+    tavus_timeout_seconds: Annotated[
+        float, Field(gt=0, le=120, validation_alias=_env("PALISADE_TAVUS_TIMEOUT_SECONDS"))
+    ] = 10.0
     deadline_grace_seconds: Annotated[
         int, Field(ge=0, le=3600, validation_alias=_env("PALISADE_DEADLINE_GRACE_SECONDS"))
     ] = 120

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-import app.db.models
+from app.db import models as _models  # noqa: F401 - registers every table
 from app.db.base import metadata
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import create_engine
@@ -181,6 +181,7 @@ async def palisade(database_url: str, simulator: SimulatorHandle) -> AsyncIterat
         database_url,
         TAVUS_BASE_URL=simulator.url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        PALISADE_TAVUS_TIMEOUT_SECONDS=1.0,
     )
     running = await start_palisade(settings, port)
     try:
@@ -201,3 +202,22 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://palisade.test") as c:
         yield c
+
+
+@pytest.fixture
+async def second_palisade(
+    palisade: Palisade, database_url: str, simulator: SimulatorHandle
+) -> AsyncIterator[Palisade]:
+    """Another Palisade instance (own engine, pools and leases) on the same database."""
+    port = free_port()
+    settings = make_settings(
+        database_url,
+        TAVUS_BASE_URL=simulator.url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        PALISADE_TAVUS_TIMEOUT_SECONDS=1.0,
+    )
+    running = await start_palisade(settings, port)
+    try:
+        yield running
+    finally:
+        await stop_palisade(running)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import DbSession, RuntimeDep
+from app.api.deps import RuntimeDep
 from app.domain.tenants import service as tenant_service
 from app.domain.tenants.service import TenantCredentials
 from app.errors import Unauthorized
@@ -39,12 +39,15 @@ async def require_admin(
 
 async def current_tenant(
     runtime: RuntimeDep,
-    session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_tenant_bearer)],
 ) -> TenantCredentials:
     if credentials is None:
         raise _unauthorized("send Authorization: Bearer <tenant API key>")
-    found = await tenant_service.authenticate(session, credentials.credentials)
+    # Its own short session, returned to the pool before the handler runs: a handler
+    # that opens units of work of its own (the start saga) must never wait for a second
+    # connection while holding one, or a burst exhausts the pool.
+    async with runtime.sessionmaker() as session:
+        found = await tenant_service.authenticate(session, credentials.credentials)
     if found is None:
         raise _unauthorized("invalid or revoked API key")
     if found.last_used_stale:

@@ -18,17 +18,18 @@ class SessionRepository:
         self.session = session
 
     async def lock_tenant_and_count_live(self, tenant_id: str) -> tuple[Tenant, int] | None:
-        """Lock the tenant row (admission is serialised per tenant) and count its live
-        sessions, in one round trip."""
-        live = (
-            select(func.count())
-            .select_from(Session)
-            .where(Session.tenant_id == tenant_id, text(NON_TERMINAL_STATES_SQL))
-            .scalar_subquery()
-        )
-        query = select(Tenant, live).where(Tenant.id == tenant_id).with_for_update(of=Tenant)
-        row = (await self.session.execute(query)).first()
-        return None if row is None else (row[0], int(row[1]))
+        """Lock the tenant row (admission is serialised per tenant), then count its live
+        sessions.
+
+        Two statements on purpose: under READ COMMITTED a statement's snapshot is taken
+        before it waits for the lock, so a count in the locking statement itself would
+        miss the sessions admitted by whoever held the lock.
+        """
+        query = select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+        tenant = (await self.session.scalars(query)).one_or_none()
+        if tenant is None:
+            return None
+        return tenant, await self.count_live(tenant_id)
 
     async def count_live(self, tenant_id: str) -> int:
         query = (

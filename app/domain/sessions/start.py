@@ -295,12 +295,9 @@ class StartSaga:
         except _Unresolved as unresolved:
             return await self._leave_for_recovery(row, unresolved.error, unresolved.what)
         except TavusError as error:
-            what = (
-                "create the PAL"
-                if row.state == State.ADMITTED and row.pal_ephemeral
-                else ("create the conversation")
-            )
-            return await self._fail(row, tavus, _upstream_failure(error, what))
+            in_pal_step = row.state == State.ADMITTED and row.pal_ephemeral
+            what = "create the PAL" if in_pal_step else "create the conversation"
+            return await self._fail(row, tavus, error, what)
         return await self._record_active(
             row, conversation.conversation_id, conversation.conversation_url
         )
@@ -322,9 +319,11 @@ class StartSaga:
         except TavusError as error:
             if not error.may_have_taken_effect:
                 raise
+            # Tavus may have made it: the tag tells. Absent from the listing means not
+            # made (a listing lagging behind is covered by the orphan sweep).
             existing = await _lookup(tavus.find_pal_by_name(name), what, error)
             if existing is None:
-                raise _Unresolved(error, what) from None
+                raise
             return existing.pal_id
         return created.pal_id
 
@@ -344,7 +343,7 @@ class StartSaga:
                 raise
             found = await _lookup(tavus.find_conversation_by_name(name), what, error)
             if found is None:
-                raise _Unresolved(error, what) from None
+                raise
             return found
 
     def _conversation_body(self, row: Session) -> ConversationCreate:
@@ -420,13 +419,17 @@ class StartSaga:
         )
         return StartOutcome(201, session_view(current).model_dump(mode="json"))
 
-    async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
+    async def _fail(
+        self, row: Session, tavus: TavusClient, cause: TavusError, what: str
+    ) -> StartOutcome:
+        error = _upstream_failure(cause, what)
         cleanup = Cleanup.NOT_NEEDED
         if row.pal_ephemeral and row.pal_id is not None:
             cleanup = await self._delete_pal_now(tavus, row.pal_id)
-        elif row.pal_ephemeral and row.state == State.ADMITTED:
-            # No id stored, and the create provably did not happen: nothing to delete.
-            cleanup = Cleanup.NOT_NEEDED
+        elif row.pal_ephemeral and cause.may_have_taken_effect:
+            # Not found by its tag, but a lagging listing could hide it: the cleanup
+            # stays pending so the reconciler looks for it again.
+            cleanup = Cleanup.PENDING
         outcome = _problem(error)
         await self._transition(
             row,

@@ -1,0 +1,531 @@
+"""POST /sessions and friends against a real database and the Tavus simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from app.domain.sessions import tags
+from app.tavus.models import PalCreate
+from app.tavus.simulator import ErrorFault, HangFault, LatencyFault, SucceedThenDropFault
+from tests.support.stack import PAL_TEMPLATE, Palisade, SimulatorHandle
+
+ALLOWED = ["layers.tts.external_voice_id", "system_prompt"]
+VOICE_OVERRIDE = {"layers": {"tts": {"external_voice_id": "voice-b"}}}
+
+
+async def setup_tenant(
+    palisade: Palisade, *, tenant_id: str = "acme", cap: int = 10
+) -> tuple[str, str]:
+    """A tenant with one profile per strategy; returns (api key, persistent PAL id)."""
+    pal = await palisade.runtime.tavus.create_pal(
+        PalCreate(default_face_id="r90bbd427f71", pal_name="Persistent", system_prompt="hi")
+    )
+    body = {
+        "id": tenant_id,
+        "name": tenant_id.title(),
+        "max_concurrent_sessions": cap,
+        "profiles": {
+            "coach": {"strategy": "reuse", "pal_id": pal.pal_id},
+            "voices": {
+                "strategy": "ephemeral",
+                "pal_template": copy.deepcopy(PAL_TEMPLATE),
+                "allowed_overrides": ALLOWED,
+            },
+            "smart": {
+                "strategy": "auto",
+                "pal_id": pal.pal_id,
+                "pal_template": copy.deepcopy(PAL_TEMPLATE),
+                "allowed_overrides": ALLOWED,
+            },
+        },
+        "default_profile": "coach",
+    }
+    return await palisade.create_tenant(body), pal.pal_id
+
+
+async def start(
+    palisade: Palisade, key: str, body: dict[str, Any], idempotency_key: str | None = None
+) -> httpx.Response:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return await palisade.as_tenant(key, "POST", "/sessions", json=body, headers=headers)
+
+
+def conversations(simulator: SimulatorHandle) -> list[dict[str, Any]]:
+    return simulator.conversations()
+
+
+def user_pals(simulator: SimulatorHandle, persistent: str) -> list[dict[str, Any]]:
+    return [
+        p for p in simulator.live_pals() if p["pal_type"] == "user" and p["pal_id"] != persistent
+    ]
+
+
+class TestReuse:
+    async def test_reuse_creates_one_conversation_on_the_persistent_pal(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, pal_id = await setup_tenant(palisade)
+        response = await start(
+            palisade,
+            key,
+            {
+                "profile": "coach",
+                "external_ref": "user-1",
+                "conversational_context": "Ana, first visit",
+                "custom_greeting": "Hi Ana",
+            },
+        )
+        assert response.status_code == 201, response.text
+        session = response.json()
+        assert session["status"] == "active"
+        assert session["strategy"] == "reuse"
+        assert session["pal_id"] == pal_id
+        assert session["pal_ephemeral"] is False
+        assert session["cleanup"] == "not_needed"
+        assert session["deadline_at"] > session["active_at"]
+
+        [conv] = conversations(simulator)
+        assert conv["conversation_id"] == session["conversation_id"]
+        assert conv["pal_id"] == pal_id
+        assert tags.session_id_from_name(conv["conversation_name"]) == uuid.UUID(session["id"])
+        callback = urlparse(conv["callback_url"])
+        assert callback.path == f"/webhooks/tavus/{session['id']}"
+        token = parse_qs(callback.query)["token"][0]
+        assert palisade.runtime.webhook_tokens.verify(session["id"], token)
+        request = conv["request"]
+        assert request["conversational_context"] == "Ana, first visit"
+        assert request["custom_greeting"] == "Hi Ana"
+        assert request["properties"]["participant_absent_timeout"] > 0
+
+    async def test_reuse_refuses_overrides(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await start(palisade, key, {"profile": "coach", "overrides": VOICE_OVERRIDE})
+        assert response.status_code == 422
+        assert response.json()["code"] == "overrides_not_allowed"
+        assert conversations(simulator) == []
+
+    async def test_default_profile_applies(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await start(palisade, key, {})
+        assert response.status_code == 201
+        assert response.json()["profile"] == "coach"
+
+
+class TestEphemeral:
+    async def test_ephemeral_creates_a_tagged_pal_then_the_conversation(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        response = await start(palisade, key, {"profile": "voices", "overrides": VOICE_OVERRIDE})
+        assert response.status_code == 201, response.text
+        session = response.json()
+        assert session["strategy"] == "ephemeral"
+        assert session["pal_ephemeral"] is True
+        assert session["cleanup"] == "pending"
+        [pal] = user_pals(simulator, persistent)
+        assert pal["pal_id"] == session["pal_id"]
+        assert tags.session_id_from_name(pal["pal_name"]) == uuid.UUID(session["id"])
+        assert pal["request"]["layers"]["tts"]["external_voice_id"] == "voice-b"
+        [conv] = conversations(simulator)
+        assert conv["pal_id"] == pal["pal_id"]
+
+    async def test_override_outside_allowed_is_422_and_creates_nothing(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        response = await start(
+            palisade, key, {"profile": "voices", "overrides": {"layers": {"llm": {"model": "x"}}}}
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "override_not_allowed"
+        assert user_pals(simulator, persistent) == []
+
+
+class TestAuto:
+    async def test_no_overrides_reuses(self, palisade: Palisade) -> None:
+        key, pal_id = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "smart"})).json()
+        assert session["strategy"] == "reuse"
+        assert session["pal_id"] == pal_id
+        assert "reuse" in session["strategy_reason"]
+
+    async def test_overrides_go_ephemeral(self, palisade: Palisade) -> None:
+        key, pal_id = await setup_tenant(palisade)
+        session = (
+            await start(
+                palisade, key, {"profile": "smart", "overrides": {"system_prompt": "Be brief."}}
+            )
+        ).json()
+        assert session["strategy"] == "ephemeral"
+        assert session["pal_id"] != pal_id
+        assert "system_prompt" in session["strategy_reason"]
+
+
+class TestCompensation:
+    @pytest.mark.parametrize(
+        ("preset", "status", "code"),
+        [
+            ("concurrency_limit", 503, "upstream_capacity"),
+            ("out_of_credits", 502, "upstream_error"),
+        ],
+    )
+    async def test_conversation_refused_deletes_the_ephemeral_pal(
+        self,
+        palisade: Palisade,
+        simulator: SimulatorHandle,
+        preset: str,
+        status: int,
+        code: str,
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", ErrorFault(preset=preset))
+        response = await start(palisade, key, {"profile": "voices"})
+        assert response.status_code == status, response.text
+        problem = response.json()
+        assert problem["code"] == code
+        assert user_pals(simulator, persistent) == []
+        session = (await palisade.as_tenant(key, "GET", "/sessions?status=failed")).json()["items"][
+            0
+        ]
+        assert session["cleanup"] == "done"
+        assert session["error"]["code"] == code
+        assert session["end_reason"] == "creation_failed"
+
+    async def test_pal_refused_fails_cleanly(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        simulator.sim.add_fault("pal.create", ErrorFault(status=400, body={"error": "bad"}))
+        response = await start(palisade, key, {"profile": "voices"})
+        assert response.status_code == 502
+        assert response.json()["code"] == "upstream_error"
+        assert user_pals(simulator, persistent) == []
+        assert conversations(simulator) == []
+
+    async def test_server_error_on_conversation_with_nothing_created_compensates(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", ErrorFault(preset="server_error"))
+        response = await start(palisade, key, {"profile": "voices"})
+        assert response.status_code == 502
+        assert user_pals(simulator, persistent) == []
+        assert conversations(simulator) == []
+
+    async def test_a_failed_start_frees_its_slot(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade, cap=1)
+        simulator.sim.add_fault("conversation.create", ErrorFault(preset="server_error", times=1))
+        assert (await start(palisade, key, {"profile": "coach"})).status_code == 502
+        assert (await start(palisade, key, {"profile": "coach"})).status_code == 201
+
+
+class TestUnknownOutcomes:
+    @pytest.mark.parametrize("operation", ["pal.create", "conversation.create"])
+    async def test_succeed_then_drop_is_resolved_by_lookup_without_duplicates(
+        self, palisade: Palisade, simulator: SimulatorHandle, operation: str
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        before = len(simulator.sim.call_log(operation))
+        simulator.sim.add_fault(operation, SucceedThenDropFault(times=1))
+        response = await start(palisade, key, {"profile": "voices"})
+        assert response.status_code == 201, response.text
+        session = response.json()
+        assert [p["pal_id"] for p in user_pals(simulator, persistent)] == [session["pal_id"]]
+        [conv] = conversations(simulator)
+        assert conv["conversation_id"] == session["conversation_id"]
+        assert len(simulator.sim.call_log(operation)) == before + 1
+
+    async def test_hang_on_conversation_create_is_not_retried_blindly(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", HangFault(seconds=5, times=1))
+        response = await start(palisade, key, {"profile": "voices"})
+        # The hang never ran the create: the lookup finds nothing, the PAL is compensated.
+        assert response.status_code == 502, response.text
+        assert len(simulator.sim.call_log("conversation.create")) == 1
+        assert conversations(simulator) == []
+        assert user_pals(simulator, persistent) == []
+
+    async def test_unreachable_lookup_leaves_the_outcome_open_for_a_retry(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, persistent = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", SucceedThenDropFault(times=1))
+        simulator.sim.add_fault("conversation.list", ErrorFault(preset="unavailable", times=3))
+        first = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-open")
+        assert first.status_code == 502
+        assert "Idempotency-Key" in first.json()["detail"]
+        # The retry looks the conversation up and finds the one the first attempt made.
+        retry = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-open")
+        assert retry.status_code == 201, retry.text
+        assert len(conversations(simulator)) == 1
+        assert len(simulator.sim.call_log("conversation.create")) == 1
+        assert len(user_pals(simulator, persistent)) == 1
+
+
+class TestIdempotency:
+    async def test_same_key_replays_the_first_result(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        body = {"profile": "voices", "external_ref": "u1"}
+        first = await start(palisade, key, body, idempotency_key="abc")
+        second = await start(palisade, key, body, idempotency_key="abc")
+        assert first.status_code == second.status_code == 201
+        assert second.json() == first.json()
+        assert second.headers["idempotent-replayed"] == "true"
+        assert len(conversations(simulator)) == 1
+
+    async def test_same_key_other_body_is_422(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        assert (
+            await start(palisade, key, {"profile": "coach"}, idempotency_key="k")
+        ).status_code == 201
+        response = await start(palisade, key, {"profile": "smart"}, idempotency_key="k")
+        assert response.status_code == 422
+        assert response.json()["code"] == "idempotency_key_mismatch"
+
+    async def test_same_key_while_running_is_409(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", LatencyFault(ms=500, times=1))
+        first_task = asyncio.create_task(start(palisade, key, {"profile": "coach"}, "slow"))
+        await asyncio.sleep(0)  # let the first request get going before the second
+
+        async def second() -> httpx.Response:
+            while True:
+                response = await start(palisade, key, {"profile": "coach"}, "slow")
+                if response.status_code != 201 or not first_task.done():
+                    return response
+
+        response = await second()
+        first = await first_task
+        assert first.status_code == 201
+        assert response.status_code in (409, 201)
+        if response.status_code == 409:
+            assert response.json()["code"] == "idempotency_key_in_flight"
+        assert len(conversations(simulator)) == 1
+
+    async def test_keys_are_per_tenant(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key_a, _ = await setup_tenant(palisade, tenant_id="a")
+        key_b, _ = await setup_tenant(palisade, tenant_id="b")
+        assert (await start(palisade, key_a, {}, idempotency_key="same")).status_code == 201
+        assert (await start(palisade, key_b, {}, idempotency_key="same")).status_code == 201
+        assert len(conversations(simulator)) == 2
+
+    async def test_failure_after_side_effects_is_replayed_too(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault(
+            "conversation.create", ErrorFault(preset="concurrency_limit", times=1)
+        )
+        first = await start(palisade, key, {"profile": "voices"}, idempotency_key="f")
+        second = await start(palisade, key, {"profile": "voices"}, idempotency_key="f")
+        assert first.status_code == second.status_code == 503
+        assert second.json()["code"] == first.json()["code"] == "upstream_capacity"
+        assert len(simulator.sim.call_log("conversation.create")) == 1
+
+    async def test_validation_errors_are_not_stored(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        bad = await start(palisade, key, {"profile": "nope"}, idempotency_key="v")
+        assert bad.status_code == 422
+        good = await start(palisade, key, {"profile": "coach"}, idempotency_key="v")
+        assert good.status_code == 201
+
+    @pytest.mark.parametrize("value", ["", "x" * 256, "has space", "tab\there"])
+    async def test_malformed_keys_are_400(self, palisade: Palisade, value: str) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(
+            key, "POST", "/sessions", json={}, headers={"Idempotency-Key": value}
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_idempotency_key"
+
+
+class TestAdmission:
+    async def test_fifty_parallel_starts_against_a_cap_of_five_across_two_instances(
+        self, palisade: Palisade, second_palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade, cap=5)
+        instances = [palisade, second_palisade]
+        responses = await asyncio.gather(
+            *(start(instances[i % 2], key, {"profile": "coach"}) for i in range(50))
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes.count(201) == 5
+        assert codes.count(429) == 45
+        for response in responses:
+            if response.status_code == 429:
+                assert response.json()["code"] == "tenant_concurrency_limit"
+                assert int(response.headers["retry-after"]) > 0
+        assert len(conversations(simulator)) == 5
+
+    async def test_ending_frees_no_slot_until_ended_but_failed_ones_do(
+        self, palisade: Palisade
+    ) -> None:
+        key, _ = await setup_tenant(palisade, cap=1)
+        first = (await start(palisade, key, {})).json()
+        assert (await start(palisade, key, {})).status_code == 429
+        ended = await palisade.as_tenant(key, "POST", f"/sessions/{first['id']}/end")
+        assert ended.status_code == 202
+        # Still holding the slot while Tavus confirms the end.
+        assert (await start(palisade, key, {})).status_code == 429
+
+
+class TestReadListEnd:
+    async def test_get_list_filters_and_events(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        a = (await start(palisade, key, {"external_ref": "ref-a"})).json()
+        b = (await start(palisade, key, {"external_ref": "ref-b"})).json()
+        got = await palisade.as_tenant(key, "GET", f"/sessions/{a['id']}")
+        assert got.json() == a
+        by_ref = (await palisade.as_tenant(key, "GET", "/sessions?external_ref=ref-b")).json()
+        assert [s["id"] for s in by_ref["items"]] == [b["id"]]
+        active = (await palisade.as_tenant(key, "GET", "/sessions?status=active")).json()
+        assert {s["id"] for s in active["items"]} == {a["id"], b["id"]}
+        assert (await palisade.as_tenant(key, "GET", "/sessions?status=ended")).json()[
+            "items"
+        ] == []
+        events = (await palisade.as_tenant(key, "GET", f"/sessions/{a['id']}/events")).json()
+        assert [e["type"] for e in events["items"]] == ["session.admitted", "session.active"]
+
+    async def test_pagination_is_stable_while_rows_are_inserted(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade, cap=100)
+        made = [(await start(palisade, key, {})).json()["id"] for _ in range(7)]
+        page1 = (await palisade.as_tenant(key, "GET", "/sessions?limit=3")).json()
+        for _ in range(3):
+            assert (await start(palisade, key, {})).status_code == 201
+        seen = [s["id"] for s in page1["items"]]
+        cursor = page1["next_cursor"]
+        while cursor:
+            page = (
+                await palisade.as_tenant(key, "GET", f"/sessions?limit=3&cursor={cursor}")
+            ).json()
+            seen += [s["id"] for s in page["items"]]
+            cursor = page["next_cursor"]
+        assert seen == list(reversed(made))
+
+    async def test_bad_cursor_is_400(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(key, "GET", "/sessions?cursor=%%%")
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_cursor"
+
+    async def test_end_is_idempotent_and_ends_on_tavus(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {})).json()
+        first = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
+        second = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
+        assert first.status_code == second.status_code == 202
+        assert first.json()["status"] == second.json()["status"] == "ending"
+        assert first.json()["end_reason"] == "ended_by_client"
+        [conv] = conversations(simulator)
+        assert conv["status"] == "ended"
+        assert len(simulator.sim.call_log("conversation.end")) == 1
+
+    async def test_other_tenants_sessions_are_404(self, palisade: Palisade) -> None:
+        key_a, _ = await setup_tenant(palisade, tenant_id="a")
+        key_b, _ = await setup_tenant(palisade, tenant_id="b")
+        session = (await start(palisade, key_a, {})).json()
+        for method, path in [
+            ("GET", f"/sessions/{session['id']}"),
+            ("GET", f"/sessions/{session['id']}/events"),
+            ("POST", f"/sessions/{session['id']}/end"),
+        ]:
+            response = await palisade.as_tenant(key_b, method, path)
+            assert response.status_code == 404, (method, path)
+            assert response.json()["code"] == "session_not_found"
+        assert (await palisade.as_tenant(key_b, "GET", "/sessions")).json()["items"] == []
+
+    @pytest.mark.parametrize("session_id", ["nope", "123", str(uuid.uuid4())])
+    async def test_unknown_ids_are_404(self, palisade: Palisade, session_id: str) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(key, "GET", f"/sessions/{session_id}")
+        assert response.status_code == 404
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("body", "status", "code"),
+        [
+            ({"profile": "nope"}, 422, "unknown_profile"),
+            ({"colour": "red"}, 422, "validation_error"),
+            ({"conversational_context": "x" * 20_001}, 422, "validation_error"),
+            ({"custom_greeting": "x" * 1_001}, 422, "validation_error"),
+            ({"external_ref": "x" * 201}, 422, "validation_error"),
+            (
+                {"conversation": {"properties": {"max_call_duration": 999_999}}},
+                422,
+                "validation_error",
+            ),
+            (
+                {"conversation": {"properties": {"max_call_duration": 3600}}, "profile": "coach"},
+                201,
+                None,
+            ),
+            (
+                {"conversation": {"properties": {"participant_left_timeout": 601}}},
+                422,
+                "property_cap_exceeded",
+            ),
+            ({"overrides": "not an object"}, 422, "validation_error"),
+        ],
+    )
+    async def test_bad_bodies_get_a_code_and_create_nothing(
+        self,
+        palisade: Palisade,
+        simulator: SimulatorHandle,
+        body: dict[str, Any],
+        status: int,
+        code: str | None,
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await start(palisade, key, body)
+        assert response.status_code == status, response.text
+        if code is not None:
+            assert response.json()["code"] == code
+            assert conversations(simulator) == []
+
+    async def test_malformed_json(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(
+            key,
+            "POST",
+            "/sessions",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "malformed_json"
+
+    async def test_oversize_body(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await start(palisade, key, {"conversational_context": "x" * 300_000})
+        assert response.status_code == 413
+
+    @pytest.mark.parametrize(
+        "authorization", [None, "Bearer nope", "Bearer psk_" + "a" * 43, "psk_abc"]
+    )
+    async def test_bad_keys_are_401(self, palisade: Palisade, authorization: str | None) -> None:
+        headers = {"Authorization": authorization} if authorization else {}
+        response = await palisade.client.post("/sessions", json={}, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["code"] == "unauthorized"
