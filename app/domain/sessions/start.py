@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.idempotency import IdempotencyRepository
 from app.db.repositories.sessions import SessionRepository
@@ -289,9 +290,11 @@ class StartSaga:
         try:
             if row.state == State.ADMITTED and row.strategy == "ephemeral":
                 pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
+                crashpoints.reach("start.pal_created_not_recorded")
                 row = await self._record_pal(row, pal_id)
                 conversation_fresh = True
             conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
+            crashpoints.reach("start.conversation_created_not_recorded")
         except _Unresolved as unresolved:
             return await self._leave_for_recovery(row, unresolved.error, unresolved.what)
         except TavusError as error:
