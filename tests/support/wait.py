@@ -15,7 +15,7 @@ class ConditionTimeout(AssertionError):
 
 
 async def until(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | None]],
     *,
     within: float = 10.0,
     interval: float = 0.02,
@@ -23,7 +23,6 @@ async def until(
 ) -> T:
     """Return the first truthy value of ``probe()``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + within
-    last: T | None = None
     while True:
         last = await probe()
         if last:
@@ -34,7 +33,7 @@ async def until(
 
 
 def until_sync(
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     *,
     within: float = 10.0,
     interval: float = 0.05,
