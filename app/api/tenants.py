@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.auth import AdminOnly
 from app.api.deps import DbSession, RuntimeDep
+from app.domain.tenants import check as profile_check
 from app.domain.tenants import service as tenant_service
+from app.domain.tenants.check import ProfileCheck
 from app.domain.tenants.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -95,3 +97,24 @@ async def revoke_api_key(tenant_id: str, key_id: str, session: DbSession) -> Res
     """Revoke a key at once; revoking twice is fine."""
     await tenant_service.revoke_api_key(session, tenant_id, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{tenant_id}/profiles/{name}/check",
+    responses={
+        401: _ERRORS[401],
+        404: {
+            "description": "No such tenant (`tenant_not_found`) or profile (`profile_not_found`)"
+        },
+        502: {"description": "Tavus could not be reached for the first step (`upstream_error`)"},
+    },
+)
+async def check_profile(tenant_id: str, name: str, runtime: RuntimeDep) -> ProfileCheck:
+    """Try a profile on Tavus without cost: a PAL from its template (deleted again) and a
+    `test_mode` conversation on each PAL it uses. 200 whenever the check ran; `ok` and the
+    steps say what Tavus accepted."""
+    # The Tavus calls take seconds: the profile is read in a session of its own so that no
+    # database connection waits on Tavus.
+    async with runtime.sessionmaker() as session:
+        target = await profile_check.load_target(session, tenant_id, name, box=runtime.secret_box)
+    return await profile_check.run_check(target, tavus=runtime.tavus)

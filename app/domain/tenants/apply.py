@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.tenants import TenantRepository
@@ -44,6 +44,15 @@ class TenantsFile(BaseModel):
 
     tenants: list[TenantSpec]
 
+    @model_validator(mode="after")
+    def _one_entry_per_tenant(self) -> TenantsFile:
+        # A second entry would silently overwrite the first within the same run.
+        ids = [spec.id for spec in self.tenants]
+        repeated = sorted({tenant_id for tenant_id in ids if ids.count(tenant_id) > 1})
+        if repeated:
+            raise ValueError(f"tenants listed more than once: {', '.join(repeated)}")
+        return self
+
 
 class MissingEnvironmentVariable(ValidationFailed):
     code = "missing_environment_variable"
@@ -69,6 +78,14 @@ def _tavus_key(spec: TenantSpec) -> str | None:
     return value
 
 
+def tavus_keys(document: TenantsFile) -> dict[str, str | None]:
+    """Each tenant's own Tavus key, read from the variable the file names.
+
+    Raises ``MissingEnvironmentVariable`` for the first variable that is unset or empty.
+    """
+    return {spec.id: _tavus_key(spec) for spec in document.tenants}
+
+
 async def apply_tenants(
     session: AsyncSession,
     document: TenantsFile,
@@ -79,8 +96,11 @@ async def apply_tenants(
 ) -> list[ApplyResult]:
     results = []
     repo = TenantRepository(session)
+    # Every named variable is read first: a missing one stops the run before any Tavus
+    # call or database write.
+    own_keys = tavus_keys(document)
     for spec in document.tenants:
-        own_key = _tavus_key(spec)
+        own_key = own_keys[spec.id]
         desired = TenantCreate.model_validate(
             {
                 "id": spec.id,

@@ -13,6 +13,11 @@ class TenantExists(Conflict):
     title = "A tenant with this id already exists"
 
 
+class ProfileNotFound(NotFound):
+    code = "profile_not_found"
+    title = "Profile not found"
+
+
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
     title = "API key not found"
