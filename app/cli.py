@@ -26,10 +26,12 @@ from uvicorn.supervisors import Multiprocess
 from app.db import migrations
 from app.db.embedded import EmbeddedPostgres
 from app.db.engine import create_engine
+from app.domain.sessions.sweep import sweep as run_sweep
 from app.domain.tenants import service as tenant_service
-from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants
+from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants, tavus_keys
 from app.domain.tenants.demo import demo_banner, seed_demo
 from app.errors import AppError
+from app.main import background_work
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings, SettingsError
 
@@ -285,14 +287,19 @@ def simulator(
     pal_get_shape: Annotated[
         str, typer.Option(help="GET /v2/pals/{id} shape: flat or wrapped.")
     ] = "flat",
+    public_base_url: Annotated[
+        str, typer.Option(help="Prefix of every conversation_url.")
+    ] = "https://tavus.daily.co",
+    webhook_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Real seconds one webhook POST may take.")
+    ] = 5.0,
     replica_join_delay: Annotated[
         float | None, typer.Option(min=0, help="Simulated seconds before the face joins.")
     ] = 1.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Run the standalone, fault-injectable Tavus simulator (docs/simulator.md)."""
-    from app.tavus.simulator import SimulatorConfig
-    from app.tavus.simulator import serve as serve_simulator
+    from app.tavus.simulator import SimulatorConfig, build_server
 
     try:
         config = SimulatorConfig(
@@ -301,12 +308,62 @@ def simulator(
             max_concurrent_conversations=max_concurrent_conversations,
             api_keys=set(api_key) if api_key else None,
             pal_get_shape=pal_get_shape,
+            public_base_url=public_base_url,
+            webhook_timeout_s=webhook_timeout,
             replica_join_delay_s=replica_join_delay,
             access_log=access_log,
         )
     except ValidationError as exc:
         raise _fail(f"invalid simulator option: {exc.errors()[0]['msg']}") from None
-    serve_simulator(host, port, config)
+    # `_Server` so that a SIGTERM or Ctrl-C ends a graceful shutdown with exit code 0
+    # (supervisors and `palisade serve` stop it that way) instead of being re-raised.
+    _Server(build_server(host, port, config, log_level="info").config).run()
+
+
+@cli.command()
+def worker() -> None:
+    """Run only the background work (reconciler and periodic sweep), no HTTP API."""
+    settings = load_settings()
+    _configure_logging(settings)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    with database(settings) as url:
+        if settings.uses_embedded_database:
+            asyncio.run(_upgrade(url, settings))
+        elif not asyncio.run(_schema_at_head(url, settings)):
+            raise _fail("the database schema is out of date: run `palisade migrate`")
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with open_runtime(settings, url) as runtime:
+                typer.echo(f"palisade worker {runtime.start_saga.ctx.instance_id} running")
+                async with background_work(runtime):
+                    await stop.wait()
+            typer.echo("palisade worker stopped; claims released")
+
+        asyncio.run(run())
+
+
+@cli.command()
+def sweep(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be removed; change nothing.")
+    ] = False,
+) -> None:
+    """Find Palisade's orphaned PALs and conversations on Tavus and remove them."""
+    settings = load_settings()
+    _configure_logging(settings)
+
+    async def work(runtime: Runtime, session: AsyncSession) -> list[str]:
+        report = await run_sweep(
+            runtime.sessionmaker, runtime.tavus, runtime.secret_box, dry_run=dry_run
+        )
+        return report.lines()
+
+    for line in _in_transaction(settings, work):
+        typer.echo(line)
 
 
 T = TypeVar("T")
@@ -352,6 +409,14 @@ cli.add_typer(tenant_cli, name="tenant")
 cli.add_typer(key_cli, name="key")
 
 
+def _file_errors(exc: ValidationError) -> str:
+    # Never the offending values: a file may hold a secret in the wrong place.
+    return "".join(
+        f"\n  {'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )
+
+
 @tenant_cli.command("apply")
 def tenant_apply(
     file: Annotated[Path, typer.Option("-f", "--file", help="YAML or JSON file of tenants.")],
@@ -368,7 +433,12 @@ def tenant_apply(
     except (OSError, yaml.YAMLError) as exc:
         raise _fail(f"cannot read {file}: {exc}") from None
     except ValidationError as exc:
-        raise _fail(f"{file} is not a valid tenants file:\n{exc}") from None
+        raise _fail(f"{file} is not a valid tenants file:{_file_errors(exc)}") from None
+    try:
+        # Before the database is opened: a CI job missing a secret fails fast and plainly.
+        tavus_keys(document)
+    except AppError as exc:
+        raise _fail(f"{exc.code}: {exc.detail}") from None
 
     async def work(runtime: Runtime, session: AsyncSession) -> list[ApplyResult]:
         return await apply_tenants(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,13 +11,45 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import app
-from app.api import health, problems, sessions, tenants
+from app.api import health, problems, sessions, tenants, webhooks
 from app.api.middleware import BodySizeLimit
-from app.runtime import open_runtime
+from app.domain.sessions.sweep import sweep_if_alone
+from app.runtime import Runtime, open_runtime
 from app.settings import Settings, get_settings
 from app.tavus.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def background_work(runtime: Runtime) -> AsyncIterator[None]:
+    """Run the reconciler and the periodic orphan sweep beside the API; on shutdown
+    stop claiming, let in-flight Tavus calls finish within a bound, release claims."""
+    if not runtime.settings.reconciler or runtime.reconciler is None:
+        yield
+        return
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(runtime.reconciler.run(stop), name="reconciler")]
+    if runtime.settings.sweep_interval_seconds > 0:
+        tasks.append(asyncio.create_task(periodic_sweep(runtime, stop), name="sweep"))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def periodic_sweep(runtime: Runtime, stop: asyncio.Event) -> None:
+    interval = runtime.settings.sweep_interval_seconds
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await sweep_if_alone(runtime.sessionmaker, runtime.tavus, runtime.secret_box)
+        except Exception:
+            logger.exception("periodic sweep failed")
 
 
 def create_app(
@@ -34,7 +68,8 @@ def create_app(
             settings, settings.database_url, tavus_retry=tavus_retry
         ) as runtime:
             api.state.runtime = runtime
-            yield
+            async with background_work(runtime):
+                yield
 
     api = FastAPI(
         title="Palisade",
@@ -47,4 +82,5 @@ def create_app(
     api.include_router(health.router)
     api.include_router(tenants.router)
     api.include_router(sessions.router)
+    api.include_router(webhooks.router)
     return api

@@ -14,6 +14,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.instrumentation import count_round_trips_if_enabled
+from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.pals import TavusPalDirectory
 from app.security.secret_box import SecretBox
@@ -34,6 +36,7 @@ class Runtime:
     webhook_tokens: WebhookTokens
     pals: TavusPalDirectory
     start_saga: StartSaga
+    reconciler: Reconciler | None
 
 
 def instance_id() -> str:
@@ -46,6 +49,7 @@ async def open_runtime(
     settings: Settings, database_url: str, *, tavus_retry: RetryPolicy | None = None
 ) -> AsyncIterator[Runtime]:
     engine = create_engine(database_url, settings)
+    count_round_trips_if_enabled(engine)
     # One client for the process: connection pooling and keep-alive to Tavus.
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -62,6 +66,7 @@ async def open_runtime(
         timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
     )
     sessionmaker = create_sessionmaker(engine)
+    owner = instance_id()
     secret_box = SecretBox(settings.secret_key_value)
     webhook_tokens = WebhookTokens(settings.secret_key_value)
     start_saga = StartSaga(
@@ -71,11 +76,26 @@ async def open_runtime(
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
             public_base_url=settings.public_base_url,
-            instance_id=instance_id(),
+            instance_id=owner,
             start_lease=timedelta(seconds=settings.start_lease_seconds),
             deadline_grace=timedelta(seconds=settings.deadline_grace_seconds),
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+            poll_interval=timedelta(seconds=settings.poll_interval_seconds),
         )
+    )
+    reconciler = Reconciler(
+        sessionmaker,
+        tavus,
+        secret_box,
+        start_saga,
+        owner,
+        ReconcilerConfig(
+            tick=timedelta(seconds=settings.reconciler_tick_seconds),
+            lease=timedelta(seconds=settings.start_lease_seconds),
+            poll_interval=timedelta(seconds=settings.poll_interval_seconds),
+            end_recheck=timedelta(seconds=min(15.0, settings.poll_interval_seconds)),
+            backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
+        ),
     )
     try:
         yield Runtime(
@@ -88,6 +108,7 @@ async def open_runtime(
             webhook_tokens=webhook_tokens,
             pals=TavusPalDirectory(tavus),
             start_saga=start_saga,
+            reconciler=reconciler,
         )
     finally:
         await http.aclose()

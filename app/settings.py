@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     tavus_timeout_seconds: Annotated[
         float, Field(gt=0, le=120, validation_alias=_env("PALISADE_TAVUS_TIMEOUT_SECONDS"))
     ] = 10.0
+    reconciler: Annotated[bool, Field(validation_alias=_env("PALISADE_RECONCILER"))] = True
+    reconciler_tick_seconds: Annotated[
+        float, Field(gt=0, le=60, validation_alias=_env("PALISADE_RECONCILER_TICK_SECONDS"))
+    ] = 1.0
+    poll_interval_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_env("PALISADE_POLL_INTERVAL_SECONDS"))
+    ] = 60.0
+    sweep_interval_seconds: Annotated[
+        float, Field(ge=0, le=86400, validation_alias=_env("PALISADE_SWEEP_INTERVAL_SECONDS"))
+    ] = 600.0
+    retry_backoff_seconds: Annotated[
+        float, Field(gt=0, le=60, validation_alias=_env("PALISADE_RETRY_BACKOFF_SECONDS"))
+    ] = 2.0
     deadline_grace_seconds: Annotated[
         int, Field(ge=0, le=3600, validation_alias=_env("PALISADE_DEADLINE_GRACE_SECONDS"))
     ] = 120

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -173,26 +173,59 @@ def simulator(simulator_server: SimulatorHandle) -> Iterator[SimulatorHandle]:
     simulator_server.reset()
 
 
+PalisadeFactory = Callable[..., Awaitable[Palisade]]
+
+# Background work runs fast in tests so that convergence is quick to observe.
+TEST_DEFAULTS = {
+    "PALISADE_TAVUS_TIMEOUT_SECONDS": 1.0,
+    "PALISADE_RECONCILER_TICK_SECONDS": 0.05,
+    "PALISADE_RETRY_BACKOFF_SECONDS": 0.05,
+    "PALISADE_SWEEP_INTERVAL_SECONDS": 0,
+}
+
+
 @pytest.fixture
-async def palisade(database_url: str, simulator: SimulatorHandle) -> AsyncIterator[Palisade]:
-    """Palisade on a real port, on its own database, talking to the simulator."""
-    port = free_port()
-    settings = make_settings(
-        database_url,
-        TAVUS_BASE_URL=simulator.url,
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        PALISADE_TAVUS_TIMEOUT_SECONDS=1.0,
-    )
-    running = await start_palisade(settings, port)
+async def palisade_factory(
+    database_url: str, simulator: SimulatorHandle
+) -> AsyncIterator[PalisadeFactory]:
+    """Start Palisade instances (own engine, pools, leases) on this test's database."""
+    started: list[Palisade] = []
+
+    async def start(**overrides: object) -> Palisade:
+        port = free_port()
+        settings = make_settings(
+            database_url,
+            TAVUS_BASE_URL=simulator.url,
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+            **{**TEST_DEFAULTS, **overrides},
+        )
+        running = await start_palisade(settings, port)
+        started.append(running)
+        return running
+
     try:
-        yield running
+        yield start
     finally:
-        await stop_palisade(running)
+        for running in reversed(started):
+            await stop_palisade(running)
+
+
+@pytest.fixture
+async def palisade(palisade_factory: PalisadeFactory) -> Palisade:
+    """Palisade on a real port, on its own database, talking to the simulator."""
+    return await palisade_factory()
+
+
+@pytest.fixture
+async def second_palisade(palisade: Palisade, palisade_factory: PalisadeFactory) -> Palisade:
+    """Another Palisade instance on the same database."""
+    return await palisade_factory()
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    api = create_app(settings)
+    """Palisade in-process (no socket, no background work), for HTTP-level tests."""
+    api = create_app(settings.model_copy(update={"reconciler": False}))
     async with api.router.lifespan_context(api):
         yield api
 
@@ -202,22 +235,3 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://palisade.test") as c:
         yield c
-
-
-@pytest.fixture
-async def second_palisade(
-    palisade: Palisade, database_url: str, simulator: SimulatorHandle
-) -> AsyncIterator[Palisade]:
-    """Another Palisade instance (own engine, pools and leases) on the same database."""
-    port = free_port()
-    settings = make_settings(
-        database_url,
-        TAVUS_BASE_URL=simulator.url,
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        PALISADE_TAVUS_TIMEOUT_SECONDS=1.0,
-    )
-    running = await start_palisade(settings, port)
-    try:
-        yield running
-    finally:
-        await stop_palisade(running)

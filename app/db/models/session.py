@@ -66,6 +66,8 @@ class Session(TimestampsMixin, Base):
     resolved: Mapped[dict[str, Any]]
 
     active_at: Mapped[datetime | None]
+    # When the face joined the room (system.replica_joined): start → face is what users feel.
+    joined_at: Mapped[datetime | None]
     ending_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]

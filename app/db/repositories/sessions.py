@@ -5,7 +5,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -117,6 +117,68 @@ class SessionRepository:
             )
         result = await self.session.execute(statement.returning(SessionEvent.id))
         return result.first() is not None
+
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> Sequence[Session]:
+        """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``.
+
+        SKIP LOCKED lets replicas claim side by side without waiting on each other or
+        taking the same row; the partial index on ``next_check_at`` keeps the cost in
+        proportion to the due rows, not to the table.
+        """
+        due = (
+            select(Session.id)
+            .where(Session.next_check_at.isnot(None), Session.next_check_at <= now)
+            .order_by(Session.next_check_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Session)
+            .where(Session.id.in_(due.scalar_subquery()))
+            .values(claimed_by=owner, next_check_at=lease_until)
+            .returning(Session)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def claim(
+        self, session_id: uuid.UUID, *, owner: str, now: datetime, lease_until: datetime
+    ) -> Session | None:
+        """Take one session if it is due (or unclaimed), e.g. to clean up right away."""
+        statement = (
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.next_check_at.isnot(None),
+                Session.next_check_at <= now,
+            )
+            .values(claimed_by=owner, next_check_at=lease_until)
+            .returning(Session)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def release_claims(self, owner: str, now: datetime) -> int:
+        """Hand back every lease ``owner`` holds, due at once (graceful shutdown)."""
+        result = await self.session.execute(
+            update(Session)
+            .where(Session.claimed_by == owner)
+            .values(claimed_by=None, next_check_at=now)
+            .returning(Session.id)
+        )
+        return len(result.all())
+
+    async def tenant_ids_with_own_keys(self) -> Sequence[str]:
+        query = select(Tenant.id).where(Tenant.tavus_api_key_encrypted.isnot(None))
+        return (await self.session.scalars(query)).all()
+
+    async def get_many(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Session]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(Session).where(Session.id.in_(list(ids))))
+        return {row.id: row for row in rows}
 
     async def events(self, session_id: uuid.UUID, *, limit: int = 1000) -> Sequence[SessionEvent]:
         query = (

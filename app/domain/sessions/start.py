@@ -93,6 +93,8 @@ class StartContext:
     start_lease: timedelta
     deadline_grace: timedelta
     idempotency_ttl: timedelta
+    # When the reconciler first checks an active session on Tavus (lost webhooks).
+    poll_interval: timedelta = timedelta(seconds=60)
 
 
 def request_fingerprint(body: SessionCreate) -> str:
@@ -414,9 +416,9 @@ class StartSaga:
             conversation_url=conversation_url,
             active_at=now,
             deadline_at=deadline,
-            # The reconciler looks at the session again at its deadline (issue of
-            # lost webhooks); until then the webhook drives it.
-            next_check_at=deadline,
+            # Webhooks normally drive it from here; the reconciler still polls Tavus now
+            # and then, so a lost shutdown cannot leave it active.
+            next_check_at=min(deadline, now + self.ctx.poll_interval),
             claimed_by=None,
             event_payload={"conversation_id": conversation_id},
         )

@@ -1,0 +1,47 @@
+"""Tavus → Palisade: the callback URL of each conversation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from app.api.deps import RuntimeDep
+from app.domain.sessions.service import parse_session_id
+from app.domain.sessions.webhooks import apply_webhook, parse_event
+from app.errors import Unauthorized
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+class InvalidWebhookToken(Unauthorized):
+    code = "invalid_webhook_token"
+    title = "Missing or invalid webhook token"
+
+
+@router.post(
+    "/tavus/{session_id}",
+    responses={
+        400: {"description": "Not a Tavus event (`invalid_webhook`)"},
+        401: {"description": "Missing or wrong token (`invalid_webhook_token`)"},
+        404: {"description": "Unknown session, or another conversation (`conversation_mismatch`)"},
+    },
+)
+async def tavus_webhook(
+    session_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Query(max_length=128)] = None,
+) -> dict[str, str]:
+    """Receive one Tavus event for a session: stored raw, deduplicated, applied."""
+    # The token is checked before anything touches the database.
+    if not runtime.webhook_tokens.verify(session_id, token):
+        raise InvalidWebhookToken()
+    parsed_id = parse_session_id(session_id)
+    raw = await request.body()
+    event = parse_event(raw)
+    async with runtime.sessionmaker.begin() as db:
+        result = await apply_webhook(db, parsed_id, raw, event)
+    if result.cleanup_due and runtime.reconciler is not None:
+        runtime.reconciler.spawn_cleanup(parsed_id)
+    return {"status": "duplicate" if result.duplicate else "ok"}

@@ -1,0 +1,345 @@
+"""The reconciler: level-triggered background work that converges every session.
+
+Whatever webhooks were lost and whichever process died, a session that still needs
+something has ``next_check_at`` set; replicas claim due rows with ``FOR UPDATE SKIP
+LOCKED`` and a lease, act on Tavus outside any transaction, then write the result only
+if they still hold the lease. What each state needs:
+
+* ``admitted`` / ``pal_created`` (a start whose process died): resume the saga, which
+  looks up what may already exist on Tavus before creating anything;
+* ``active``: poll the conversation (verbose events) so a lost ``system.shutdown`` still
+  ends the session, and end it on Tavus once ``deadline_at`` is past;
+* ``ending``: confirm the end on Tavus, asking again if needed;
+* ``ended`` / ``failed`` with ``cleanup = pending``: delete the ephemeral PAL, retried
+  with backoff until Tavus confirms (an already-gone PAL counts as done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Session
+from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.tenants import TenantRepository
+from app.domain.sessions.lifecycle import mark_ended, mark_ending, normalise_shutdown_reason
+from app.domain.sessions.start import StartSaga
+from app.domain.sessions.states import Cleanup, State
+from app.security.secret_box import SecretBox
+from app.tavus.client import TavusClient
+from app.tavus.errors import TavusError, TavusNotFound
+from app.tavus.models import Conversation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    tick: timedelta = timedelta(seconds=1)
+    batch: int = 50
+    concurrency: int = 10
+    lease: timedelta = timedelta(seconds=60)
+    # How often an active session is checked on Tavus when no webhook says it ended.
+    poll_interval: timedelta = timedelta(seconds=60)
+    end_recheck: timedelta = timedelta(seconds=15)
+    backoff_base: timedelta = timedelta(seconds=2)
+    backoff_max: timedelta = timedelta(minutes=5)
+    # How long in-flight work may take to finish on shutdown.
+    drain_timeout: timedelta = timedelta(seconds=10)
+
+
+def backoff(config: ReconcilerConfig, attempts: int) -> timedelta:
+    seconds = config.backoff_base.total_seconds() * (2 ** min(attempts, 16))
+    return timedelta(seconds=min(seconds, config.backoff_max.total_seconds()))
+
+
+@dataclass
+class _Outcome:
+    """What a handler decided; applied only if the lease is still ours."""
+
+    apply: Callable[[SessionRepository, Session, datetime], Awaitable[None]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tavus: TavusClient,
+        secret_box: SecretBox,
+        start_saga: StartSaga,
+        owner: str,
+        config: ReconcilerConfig | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.tavus = tavus
+        self.secret_box = secret_box
+        self.start_saga = start_saga
+        self.owner = owner
+        self.config = config or ReconcilerConfig()
+        self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.last_success: datetime | None = None
+
+    # --- running ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and handle due sessions until ``stop`` is set, then release claims."""
+        try:
+            while not stop.is_set():
+                try:
+                    handled = await self.tick()
+                except Exception:
+                    logger.exception("reconciler tick failed")
+                    handled = 0
+                if handled < self.config.batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.config.tick.total_seconds())
+        finally:
+            await self.shutdown()
+
+    async def tick(self) -> int:
+        now = _now()
+        async with self.sessionmaker.begin() as db:
+            rows = await SessionRepository(db).claim_due(
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.config.lease,
+                limit=self.config.batch,
+            )
+        if rows:
+            await asyncio.gather(*(self._guarded(row) for row in rows))
+        self.last_success = _now()
+        return len(rows)
+
+    def spawn_cleanup(self, session_id: uuid.UUID) -> None:
+        """Start a session's cleanup now, in the background (e.g. right after a webhook)."""
+        task = asyncio.create_task(self.handle_now(session_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def handle_now(self, session_id: uuid.UUID) -> None:
+        now = _now()
+        async with self.sessionmaker.begin() as db:
+            row = await SessionRepository(db).claim(
+                session_id, owner=self.owner, now=now, lease_until=now + self.config.lease
+            )
+        if row is not None:
+            await self._guarded(row)
+
+    async def shutdown(self) -> None:
+        """Let in-flight work finish within a bound, then hand back every lease."""
+        if self._in_flight:
+            _, pending = await asyncio.wait(
+                set(self._in_flight), timeout=self.config.drain_timeout.total_seconds()
+            )
+            for task in pending:
+                task.cancel()
+        async with self.sessionmaker.begin() as db:
+            released = await SessionRepository(db).release_claims(self.owner, _now())
+        if released:
+            logger.info("released %d session claims", released)
+
+    async def _guarded(self, row: Session) -> None:
+        async with self._semaphore:
+            try:
+                await self.handle(row)
+            except Exception:
+                # The lease runs out and another pass retries; never lose the loop.
+                logger.exception("reconciling session %s failed", row.id)
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    async def handle(self, row: Session) -> None:
+        if row.state in (State.ADMITTED, State.PAL_CREATED):
+            await self.start_saga.drive(row.id, fresh=False)
+            return
+        tavus = await self._tavus_for(row.tenant_id)
+        if row.state == State.ACTIVE:
+            outcome = await self._check_active(tavus, row)
+        elif row.state == State.ENDING:
+            outcome = await self._check_ending(tavus, row)
+        elif row.cleanup == Cleanup.PENDING:
+            outcome = await self._cleanup(tavus, row)
+        else:
+            outcome = _Outcome(_nothing_left)
+        await self._write(row, outcome)
+
+    async def _tavus_for(self, tenant_id: str) -> TavusClient:
+        async with self.sessionmaker() as db:
+            tenant = await TenantRepository(db).get(tenant_id)
+        if tenant is None or tenant.tavus_api_key_encrypted is None:
+            return self.tavus
+        return self.tavus.with_api_key(self.secret_box.decrypt(tenant.tavus_api_key_encrypted))
+
+    async def _write(self, row: Session, outcome: _Outcome) -> None:
+        async with self.sessionmaker.begin() as db:
+            repo = SessionRepository(db)
+            current = await repo.get_for_update(row.id)
+            if current is None or current.claimed_by != self.owner:
+                return  # our lease ran out and someone else took over
+            await outcome.apply(repo, current, _now())
+            if current.claimed_by == self.owner:
+                current.claimed_by = None
+
+    # --- handlers (Tavus calls happen here, outside transactions) ---------------------
+
+    async def _check_active(self, tavus: TavusClient, row: Session) -> _Outcome:
+        assert row.conversation_id is not None
+        try:
+            conversation = await tavus.get_conversation(row.conversation_id, verbose=True)
+        except TavusNotFound:
+            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+        except TavusError as error:
+            return self._retry_later(error)
+        if conversation.is_terminal:
+            return _Outcome(_ended_from(conversation, "poll"))
+        now = _now()
+        if row.deadline_at is not None and now >= row.deadline_at:
+            try:
+                await tavus.end_conversation(row.conversation_id)
+            except TavusNotFound:
+                return _Outcome(_ended("tavus:conversation_not_found", "deadline"))
+            except TavusError as error:
+                logger.warning("ending a conversation past its deadline failed: %s", error)
+            return _Outcome(self._ending("deadline_exceeded"))
+        next_check = now + self.config.poll_interval
+        if row.deadline_at is not None:
+            next_check = min(next_check, row.deadline_at)
+        return _Outcome(_recheck_at(next_check))
+
+    async def _check_ending(self, tavus: TavusClient, row: Session) -> _Outcome:
+        assert row.conversation_id is not None
+        try:
+            conversation = await tavus.get_conversation(row.conversation_id, verbose=True)
+        except TavusNotFound:
+            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+        except TavusError as error:
+            return self._retry_later(error)
+        if conversation.is_terminal:
+            return _Outcome(_ended_from(conversation, "poll"))
+        try:
+            await tavus.end_conversation(row.conversation_id)
+        except TavusNotFound:
+            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+        except TavusError as error:
+            return self._retry_later(error)
+        return _Outcome(_recheck_at(_now() + self.config.end_recheck))
+
+    async def _cleanup(self, tavus: TavusClient, row: Session) -> _Outcome:
+        if not row.pal_ephemeral:
+            # A persistent PAL is never deleted, whatever the row says.
+            return _Outcome(_cleanup_done("persistent PAL kept"))
+        pal_id = row.pal_id
+        if pal_id is None:
+            # The create's outcome was unknown: the tag tells whether the PAL exists.
+            try:
+                found = await tavus.find_pal_by_name(row.resolved.get("pal_name", ""))
+            except TavusError as error:
+                return self._retry_later(error)
+            if found is None:
+                return _Outcome(_cleanup_done("no PAL was created"))
+            pal_id = found.pal_id
+        try:
+            await tavus.delete_pal(pal_id)
+        except TavusNotFound:
+            return _Outcome(_cleanup_done("PAL already gone", pal_id))
+        except TavusError as error:
+            return self._retry_later(error, event="cleanup.retry")
+        return _Outcome(_cleanup_done("PAL deleted", pal_id))
+
+    def _retry_later(self, error: TavusError, *, event: str = "tavus.error") -> _Outcome:
+        config = self.config
+
+        async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+            row.attempts += 1
+            row.next_check_at = now + backoff(config, row.attempts)
+            await repo.add_event(
+                row.id,
+                kind="tavus",
+                type=event,
+                payload={
+                    "operation": error.operation,
+                    "status": error.status,
+                    "error": type(error).__name__,
+                    "attempts": row.attempts,
+                },
+            )
+
+        return _Outcome(apply)
+
+    def _ending(
+        self, reason: str
+    ) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+        recheck = self.config.end_recheck
+
+        async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+            if row.state == State.ACTIVE:
+                await mark_ending(repo, row, reason=reason, now=now, recheck_at=now + recheck)
+
+        return apply
+
+
+# --- outcomes ------------------------------------------------------------------------
+
+
+async def _nothing_left(repo: SessionRepository, row: Session, now: datetime) -> None:
+    row.next_check_at = None
+
+
+def _recheck_at(
+    when: datetime,
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+        row.next_check_at = when
+        row.attempts = 0
+
+    return apply
+
+
+def _ended(
+    reason: str, source: str, at: datetime | None = None, joined_at: datetime | None = None
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+        if joined_at is not None and row.joined_at is None:
+            row.joined_at = joined_at
+        await mark_ended(repo, row, reason=reason, at=at or now, source=source, now=now)
+
+    return apply
+
+
+def _ended_from(
+    conversation: Conversation, source: str
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    reason, at, joined_at = "tavus:ended", None, None
+    for event in conversation.events or []:
+        if event.event_type == "system.shutdown":
+            reason = normalise_shutdown_reason(event.properties.get("shutdown_reason"))
+            at = event.timestamp
+        elif event.event_type in ("system.replica_joined", "system.pal_joined"):
+            joined_at = joined_at or event.timestamp
+    return _ended(reason, source, at, joined_at)
+
+
+def _cleanup_done(
+    note: str, pal_id: str | None = None
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+        row.cleanup = Cleanup.DONE
+        row.next_check_at = None
+        row.attempts = 0
+        await repo.add_event(
+            row.id, kind="cleanup", type="cleanup.done", payload={"pal_id": pal_id, "note": note}
+        )
+
+    return apply

@@ -1,0 +1,242 @@
+"""The orphan sweep: find Palisade's objects on Tavus that no live session needs.
+
+For every Tavus key in use (the global one and each tenant's own), it lists user PALs and
+active conversations, attributes each to a session by the tag in its name, and removes
+only what it can attribute to a session that is over (ended or failed) or that the
+database does not know. It never touches an object without a Palisade tag, a PAL that a
+profile uses as its persistent PAL, or anything of a session still running or whose
+cleanup the reconciler is already retrying.
+
+Caveat: two Palisade deployments sharing one Tavus account would each see the other's
+sessions as unknown; give each deployment its own Tavus key.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Profile, Session, Tenant
+from app.db.repositories.sessions import SessionRepository
+from app.domain.sessions import tags
+from app.domain.sessions.states import Cleanup, is_terminal
+from app.security.secret_box import SecretBox
+from app.tavus.client import TavusClient
+from app.tavus.errors import TavusError, TavusNotFound
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["pal", "conversation"]
+
+
+@dataclass
+class SweepAction:
+    kind: Kind
+    object_id: str
+    name: str | None
+    session_id: uuid.UUID | None
+    decision: str
+    done: bool = False
+    error: str | None = None
+
+
+@dataclass
+class SweepReport:
+    dry_run: bool
+    accounts: int = 0
+    pals_seen: int = 0
+    conversations_seen: int = 0
+    actions: list[SweepAction] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def removed(self) -> list[SweepAction]:
+        return [a for a in self.actions if a.decision in ("delete", "end")]
+
+    def lines(self) -> list[str]:
+        verb = "would" if self.dry_run else "did"
+        out = [
+            f"accounts scanned: {self.accounts}; PALs seen: {self.pals_seen}; "
+            f"active conversations seen: {self.conversations_seen}"
+        ]
+        for action in self.actions:
+            status = "" if self.dry_run else (" ok" if action.done else f" FAILED ({action.error})")
+            out.append(
+                f"{verb} {action.decision} {action.kind} {action.object_id} "
+                f"(session {action.session_id or '-'}){status}"
+            )
+        out += [f"error: {e}" for e in self.errors]
+        out.append(f"orphans {'found' if self.dry_run else 'removed'}: {len(self.removed)}")
+        return out
+
+
+async def _accounts(
+    db: AsyncSession, tavus: TavusClient, box: SecretBox
+) -> list[tuple[str, TavusClient]]:
+    accounts = [("global", tavus)]
+    rows = await db.execute(
+        select(Tenant.id, Tenant.tavus_api_key_encrypted).where(
+            Tenant.tavus_api_key_encrypted.isnot(None)
+        )
+    )
+    seen: set[str] = set()
+    for tenant_id, encrypted in rows:
+        if encrypted is None:
+            continue
+        key = box.decrypt(encrypted)
+        if key not in seen:
+            seen.add(key)
+            accounts.append((f"tenant {tenant_id}", tavus.with_api_key(key)))
+    return accounts
+
+
+async def _persistent_pal_ids(db: AsyncSession) -> set[str]:
+    rows = await db.scalars(select(Profile.config["pal_id"].astext))
+    return {pal_id for pal_id in rows if pal_id}
+
+
+def _decide_pal(session: Session | None, pal_id: str) -> str:
+    if session is None:
+        return "delete"
+    if not is_terminal(session.state):
+        return "keep: session running"
+    if session.cleanup == Cleanup.PENDING and session.pal_id == pal_id:
+        return "keep: the reconciler is deleting it"
+    return "delete"
+
+
+def _decide_conversation(session: Session | None) -> str:
+    if session is None or is_terminal(session.state):
+        return "end"
+    return "keep: session running"
+
+
+async def sweep(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tavus: TavusClient,
+    box: SecretBox,
+    *,
+    dry_run: bool,
+) -> SweepReport:
+    report = SweepReport(dry_run=dry_run)
+    async with sessionmaker() as db:
+        accounts = await _accounts(db, tavus, box)
+        persistent = await _persistent_pal_ids(db)
+    report.accounts = len(accounts)
+    for label, client in accounts:
+        try:
+            await _sweep_account(sessionmaker, client, persistent, report, dry_run=dry_run)
+        except TavusError as error:
+            report.errors.append(f"{label}: {type(error).__name__}: {error.message}")
+    if not dry_run:
+        await _record(sessionmaker, report)
+    return report
+
+
+SWEEP_LOCK_KEY = 0x70616C69  # any constant shared by every replica
+
+
+async def sweep_if_alone(
+    sessionmaker: async_sessionmaker[AsyncSession], tavus: TavusClient, box: SecretBox
+) -> SweepReport | None:
+    """The periodic sweep: run by whichever replica takes the advisory lock first."""
+    async with sessionmaker() as db:
+        got = await db.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": SWEEP_LOCK_KEY})
+        if not got:
+            return None
+        try:
+            report = await sweep(sessionmaker, tavus, box, dry_run=False)
+        finally:
+            await db.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SWEEP_LOCK_KEY})
+            await db.commit()
+    for line in report.lines():
+        logger.info("sweep: %s", line)
+    return report
+
+
+async def _sweep_account(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: TavusClient,
+    persistent: set[str],
+    report: SweepReport,
+    *,
+    dry_run: bool,
+) -> None:
+    pals = [p async for p in client.iter_pals(pal_type="user")]
+    conversations = [c async for c in client.iter_conversations(status="active")]
+    report.pals_seen += len(pals)
+    report.conversations_seen += len(conversations)
+    ids = {
+        sid
+        for sid in (
+            *(tags.session_id_from_name(p.pal_name) for p in pals),
+            *(tags.session_id_from_name(c.conversation_name) for c in conversations),
+        )
+        if sid is not None
+    }
+    async with sessionmaker() as db:
+        sessions = await SessionRepository(db).get_many(ids)
+
+    # Conversations first: a PAL is only removed once nothing can still be using it.
+    for conversation in conversations:
+        sid = tags.session_id_from_name(conversation.conversation_name)
+        if sid is None:
+            continue  # not Palisade's
+        decision = _decide_conversation(sessions.get(sid))
+        action = SweepAction(
+            "conversation",
+            conversation.conversation_id,
+            conversation.conversation_name,
+            sid,
+            decision,
+        )
+        report.actions.append(action)
+        if decision == "end" and not dry_run:
+            try:
+                await client.end_conversation(conversation.conversation_id)
+                action.done = True
+            except TavusNotFound:
+                action.done = True
+            except TavusError as error:
+                action.error = error.message
+
+    for pal in pals:
+        sid = tags.session_id_from_name(pal.pal_name)
+        if sid is None:
+            continue  # not Palisade's
+        if pal.pal_id in persistent:
+            report.actions.append(
+                SweepAction("pal", pal.pal_id, pal.pal_name, sid, "keep: persistent")
+            )
+            continue
+        decision = _decide_pal(sessions.get(sid), pal.pal_id)
+        action = SweepAction("pal", pal.pal_id, pal.pal_name, sid, decision)
+        report.actions.append(action)
+        if decision == "delete" and not dry_run:
+            try:
+                await client.delete_pal(pal.pal_id)
+                action.done = True
+            except TavusNotFound:
+                action.done = True
+            except TavusError as error:
+                action.error = error.message
+
+
+async def _record(sessionmaker: async_sessionmaker[AsyncSession], report: SweepReport) -> None:
+    """Note in each known session's log what the sweep removed for it."""
+    async with sessionmaker.begin() as db:
+        repo = SessionRepository(db)
+        known = await repo.get_many({a.session_id for a in report.removed if a.session_id})
+        for action in report.removed:
+            if action.done and action.session_id in known:
+                await repo.add_event(
+                    action.session_id,
+                    kind="sweep",
+                    type=f"sweep.{action.decision}_{action.kind}",
+                    payload={"object_id": action.object_id},
+                )

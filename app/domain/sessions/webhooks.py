@@ -1,0 +1,115 @@
+"""Tavus's webhooks for a session: stored raw and deduplicated, applied idempotently.
+
+Tavus documents no retries, ordering or signature. Each callback URL carries a token
+derived from the session id, and the payload must name the session's conversation.
+Duplicates are recognised by a hash of the raw body; any order is safe because every
+event only ever moves a session forward (a transcript after the end changes nothing, a
+shutdown before the join ends the session and the join is then only recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.sessions import SessionRepository
+from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
+from app.domain.sessions.states import Cleanup
+from app.errors import BadRequest, NotFound
+
+JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
+SHUTDOWN_EVENT = "system.shutdown"
+
+
+class InvalidWebhook(BadRequest):
+    code = "invalid_webhook"
+    title = "Webhook body is not a Tavus event"
+
+
+class WebhookConversationMismatch(NotFound):
+    code = "conversation_mismatch"
+    title = "The event is not about this session's conversation"
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    duplicate: bool
+    # The session ended with an ephemeral PAL to delete: clean up now, not at a tick.
+    cleanup_due: bool
+
+
+def parse_event(raw: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidWebhook("body is not JSON") from None
+    if not isinstance(event, dict):
+        raise InvalidWebhook("body is not a JSON object")
+    if not isinstance(event.get("event_type"), str) or not event["event_type"]:
+        raise InvalidWebhook("event_type is missing")
+    conversation_id = event.get("conversation_id")
+    if not isinstance(conversation_id, str) or not conversation_id:
+        raise InvalidWebhook("conversation_id is missing")
+    if "properties" in event and not isinstance(event["properties"], dict):
+        raise InvalidWebhook("properties must be an object")
+    return event
+
+
+def event_time(event: dict[str, Any]) -> datetime | None:
+    raw = event.get("timestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def apply_webhook(
+    db: AsyncSession, session_id: uuid.UUID, raw: bytes, event: dict[str, Any]
+) -> WebhookResult:
+    repo = SessionRepository(db)
+    row = await repo.get_for_update(session_id)
+    if row is None:
+        raise NotFound("no such session")
+    if row.conversation_id is not None and event["conversation_id"] != row.conversation_id:
+        raise WebhookConversationMismatch("conversation_id does not match the session")
+    event_type: str = event["event_type"]
+    occurred_at = event_time(event)
+    stored = await repo.add_event(
+        row.id,
+        kind="webhook",
+        type=event_type[:64],
+        payload=event,
+        dedupe_key=hashlib.sha256(raw).hexdigest(),
+        occurred_at=occurred_at,
+    )
+    if not stored:
+        return WebhookResult(duplicate=True, cleanup_due=False)
+    if row.conversation_id is None:
+        # Tavus can be faster than our own write of the conversation id; the event is
+        # kept, and polling the conversation converges the state.
+        return WebhookResult(duplicate=False, cleanup_due=False)
+    now = datetime.now(UTC)
+    if event_type in JOINED_EVENTS and row.joined_at is None:
+        row.joined_at = occurred_at or now
+    elif event_type == SHUTDOWN_EVENT:
+        properties = event.get("properties") or {}
+        ended = await mark_ended(
+            repo,
+            row,
+            reason=normalise_shutdown_reason(properties.get("shutdown_reason")),
+            at=occurred_at or now,
+            source="webhook",
+            now=now,
+        )
+        if ended:
+            return WebhookResult(duplicate=False, cleanup_due=row.cleanup == Cleanup.PENDING)
+    return WebhookResult(duplicate=False, cleanup_due=False)

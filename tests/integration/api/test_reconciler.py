@@ -1,0 +1,148 @@
+"""The reconciler converges sessions whatever Tavus, webhooks or processes did."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.db.models import Session
+from app.domain.sessions.reconcile import ReconcilerConfig, backoff
+from app.domain.sessions.schemas import SessionCreate
+from app.tavus.simulator import DropFault, ErrorFault
+from tests.integration.api.test_sessions import setup_tenant, start
+from tests.integration.api.test_webhooks import events, wait_status
+from tests.support.stack import Palisade, SimulatorHandle
+from tests.support.wait import until
+
+
+async def rows(palisade: Palisade) -> list[Session]:
+    async with palisade.runtime.sessionmaker() as db:
+        return list((await db.scalars(select(Session))).all())
+
+
+class TestDeadline:
+    async def test_conversation_past_its_deadline_is_ended_with_all_webhooks_dropped(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        palisade = await palisade_factory(
+            PALISADE_DEADLINE_GRACE_SECONDS=0, PALISADE_POLL_INTERVAL_SECONDS=0.2
+        )
+        key, _ = await setup_tenant(palisade)
+        # Tavus's own clock barely moves: only Palisade's deadline can end the call.
+        simulator.sim.configure(time_scale=0.001)
+        simulator.sim.add_fault("webhook", DropFault())
+        session = (
+            await start(
+                palisade,
+                key,
+                {"profile": "voices", "conversation": {"properties": {"max_call_duration": 1}}},
+            )
+        ).json()
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "deadline_exceeded"
+        conv = simulator.sim.conversation(session["conversation_id"])
+        assert conv.status == "ended"
+        assert conv.shutdown_reason == "end_conversation_endpoint_hit"
+        assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
+
+
+class TestCleanupRetries:
+    async def test_pal_deletion_is_retried_until_tavus_confirms(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        simulator.sim.add_fault("pal.delete", ErrorFault(preset="unavailable", times=8))
+        simulator.sim.shutdown_conversation(session["conversation_id"], "max_call_duration reached")
+        await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
+        retries = [
+            e for e in await events(palisade, key, session["id"]) if e["type"] == "cleanup.retry"
+        ]
+        assert retries
+        assert retries[-1]["payload"]["attempts"] == len(retries)
+
+    async def test_an_already_gone_pal_counts_as_done(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        await palisade.runtime.tavus.delete_pal(session["pal_id"])
+        simulator.sim.shutdown_conversation(session["conversation_id"], "max_call_duration reached")
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["cleanup"] == "done"
+
+    def test_backoff_grows_and_is_capped(self) -> None:
+        config = ReconcilerConfig()
+        waits = [backoff(config, n) for n in range(12)]
+        assert waits == sorted(waits)
+        assert waits[-1] == config.backoff_max
+
+
+class TestCrashedStart:
+    async def test_a_start_abandoned_mid_saga_is_finished_by_the_reconciler(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_START_LEASE_SECONDS=5)
+        key, _ = await setup_tenant(palisade)
+        saga = palisade.runtime.start_saga
+        # Admission happened, then the process "died" before any Tavus call.
+        admitted = await saga._admit("acme", SessionCreate(profile="voices"), None)
+        assert isinstance(admitted, tuple)
+        session_id, _ = admitted
+        async with palisade.runtime.sessionmaker.begin() as db:
+            await db.execute(
+                update(Session)
+                .where(Session.id == session_id)
+                .values(next_check_at=datetime.now(UTC) - timedelta(seconds=1), claimed_by="dead")
+            )
+        session = await wait_status(palisade, key, str(session_id), "active")
+        [conv] = simulator.conversations()
+        assert conv["conversation_id"] == session["conversation_id"]
+
+
+class TestReplicas:
+    async def test_two_instances_never_claim_the_same_session(
+        self, palisade: Palisade, second_palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade, cap=100)
+        made = await asyncio.gather(
+            *(start(palisade, key, {"profile": "voices"}) for _ in range(30))
+        )
+        sessions = [r.json() for r in made]
+        for session in sessions:
+            simulator.sim.shutdown_conversation(
+                session["conversation_id"], "max_call_duration reached"
+            )
+
+        async def all_clean() -> bool:
+            return all(r.cleanup == "done" for r in await rows(palisade))
+
+        await until(all_clean, within=30, message="all cleaned")
+        for session in sessions:
+            assert simulator.sim.pal(session["pal_id"]).delete_calls == 1
+
+    async def test_shutdown_releases_claims(self, palisade_factory: Any) -> None:
+        palisade = await palisade_factory()
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "coach"})).json()
+        reconciler = palisade.runtime.reconciler
+        assert reconciler is not None
+        async with palisade.runtime.sessionmaker.begin() as db:
+            await db.execute(
+                update(Session)
+                .where(Session.id == uuid.UUID(session["id"]))
+                .values(
+                    claimed_by=reconciler.owner,
+                    next_check_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
+        await reconciler.shutdown()
+        [row] = await rows(palisade)
+        assert row.claimed_by is None
+        assert row.next_check_at is not None
+        assert row.next_check_at <= datetime.now(UTC)
