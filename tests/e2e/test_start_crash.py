@@ -14,7 +14,7 @@ from tests.support.wait import until_sync
 
 pytestmark = pytest.mark.e2e
 
-LEASE_SECONDS = "5"
+LEASE_SECONDS = "6"
 
 
 @pytest.mark.parametrize(
