@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -32,6 +32,8 @@ from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants, ta
 from app.domain.tenants.demo import demo_banner, seed_demo
 from app.errors import AppError
 from app.main import background_work
+from app.observability.logging import configure_logging
+from app.observability.metrics import multiprocess_directory
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings, SettingsError
 
@@ -68,15 +70,6 @@ def load_settings() -> Settings:
                 where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
                 lines.append(f"{where.upper()}: {error.get('msg')}")
         raise _fail("; ".join(lines)) from None
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pgserver narrates every command it runs at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -144,7 +137,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (and, with no database or Tavus key, everything it needs)."""
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     with database(settings) as url:
         if settings.uses_embedded_database or migrate:
@@ -177,19 +170,26 @@ def serve(
                     f"{settings.admin_token_value}",
                     fg=typer.colors.GREEN,
                 )
-            _run_uvicorn(
-                uvicorn.Config(
-                    "app.main:create_app",
-                    factory=True,
-                    host=host,
-                    port=port,
-                    workers=workers,
-                    proxy_headers=True,
-                    forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-                    log_level=settings.log_level.lower(),
-                    timeout_graceful_shutdown=20,
+            # Workers share their metrics through files; one process keeps them in memory.
+            with multiprocess_directory() if workers > 1 else nullcontext():
+                _run_uvicorn(
+                    uvicorn.Config(
+                        "app.main:create_served_app",
+                        factory=True,
+                        host=host,
+                        port=port,
+                        workers=workers,
+                        proxy_headers=True,
+                        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                        log_level=settings.log_level.lower(),
+                        # uvicorn's own handlers would bypass the redacting formatter, and
+                        # its access log prints query strings (webhook tokens): Palisade
+                        # logs each request itself (app/observability/http.py).
+                        log_config=None,
+                        access_log=False,
+                        timeout_graceful_shutdown=20,
+                    )
                 )
-            )
 
 
 class _Server(uvicorn.Server):
@@ -253,7 +253,7 @@ def migrate(
 ) -> None:
     """Upgrade the database schema (the embedded one when DATABASE_URL is unset)."""
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     with database(settings) as url:
         engine_url = url
@@ -324,7 +324,7 @@ def simulator(
 def worker() -> None:
     """Run only the background work (reconciler and periodic sweep), no HTTP API."""
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     with database(settings) as url:
         if settings.uses_embedded_database:
@@ -354,7 +354,7 @@ def sweep(
 ) -> None:
     """Find Palisade's orphaned PALs and conversations on Tavus and remove them."""
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
 
     async def work(runtime: Runtime, session: AsyncSession) -> list[str]:
         report = await run_sweep(
@@ -426,7 +426,7 @@ def tenant_apply(
 ) -> None:
     """Create or update tenants and profiles from a file; applying twice changes nothing."""
     settings = load_settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     try:
         raw = yaml.safe_load(file.read_text())
         document = TenantsFile.model_validate(raw)

@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 import app
-from app.api import health, problems, sessions, tenants, webhooks
+from app.api import health, metrics, problems, sessions, tenants, webhooks
 from app.api.middleware import BodySizeLimit
 from app.domain.sessions.sweep import sweep_if_alone
+from app.observability.http import RequestObservability
+from app.observability.logging import configure_logging
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings, get_settings
 from app.tavus.retry import RetryPolicy
@@ -36,7 +39,12 @@ async def background_work(runtime: Runtime) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        for task, outcome in zip(
+            tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+        ):
+            # Shutdown goes on: leases that could not be handed back run out by themselves.
+            if isinstance(outcome, Exception):
+                logger.error("%s stopped with an error", task.get_name(), exc_info=outcome)
 
 
 async def periodic_sweep(runtime: Runtime, stop: asyncio.Event) -> None:
@@ -50,6 +58,16 @@ async def periodic_sweep(runtime: Runtime, stop: asyncio.Event) -> None:
             await sweep_if_alone(runtime.sessionmaker, runtime.tavus, runtime.secret_box)
         except Exception:
             logger.exception("periodic sweep failed")
+
+
+class PalisadeAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware, so that its 500s are observed too.
+        return RequestObservability(super().build_middleware_stack(), self._route_templates)
+
+    def _route_templates(self) -> list[str]:
+        # FastAPI's public view of its routes; cached until the routes change.
+        return list(self.openapi()["paths"])
 
 
 def create_app(
@@ -71,7 +89,7 @@ def create_app(
             async with background_work(runtime):
                 yield
 
-    api = FastAPI(
+    api = PalisadeAPI(
         title="Palisade",
         version=app.__version__,
         summary="Session orchestration for Tavus conversational video.",
@@ -83,4 +101,13 @@ def create_app(
     api.include_router(tenants.router)
     api.include_router(sessions.router)
     api.include_router(webhooks.router)
+    api.include_router(metrics.router)
     return api
+
+
+def create_served_app() -> FastAPI:
+    """The factory `palisade serve` gives uvicorn. Each worker process starts from a
+    fresh interpreter, so it sets up its own logging before anything logs."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _lease_outlasts_tavus_calls(self) -> Settings:
+        # A start holds its session by a lease; one Tavus call must never outlive it, or
+        # another process would take the session over while the call is still running.
+        if self.start_lease_seconds < 3 * self.tavus_timeout_seconds:
+            raise SettingsError(
+                "PALISADE_START_LEASE_SECONDS must be at least 3 x PALISADE_TAVUS_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _mode_and_secrets(self) -> Settings:
         if self.tavus_base_url is None:
             self.tavus_base_url = (

@@ -16,6 +16,7 @@ from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Status
 from app.domain.sessions.views import SessionEventList, SessionPage, SessionPublic
+from app.observability.logging import bind_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -98,6 +99,7 @@ async def list_sessions(
 async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionPublic:
     """One session."""
     parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
     return await session_service.get_session(db, tenant.tenant_id, parsed)
 
 
@@ -114,6 +116,7 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
     """End the conversation (idempotent). The session moves to `ending`; the shutdown
     webhook or the reconciler finishes it and deletes an ephemeral PAL."""
     parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
     return await session_service.end_session(
         runtime.sessionmaker,
         tenant.tenant_id,
@@ -127,4 +130,5 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
 async def list_events(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionEventList:
     """The session's append-only event log: transitions, Tavus outcomes, raw webhooks."""
     parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
     return await session_service.list_events(db, tenant.tenant_id, parsed)

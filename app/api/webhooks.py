@@ -10,8 +10,10 @@ from app.api.deps import RuntimeDep
 from app.domain.sessions.service import parse_session_id
 from app.domain.sessions.webhooks import apply_webhook, parse_event
 from app.errors import Unauthorized
+from app.observability.logging import bind_session, get_logger
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+logger = get_logger(__name__)
 
 
 class InvalidWebhookToken(Unauthorized):
@@ -38,10 +40,12 @@ async def tavus_webhook(
     if not runtime.webhook_tokens.verify(session_id, token):
         raise InvalidWebhookToken()
     parsed_id = parse_session_id(session_id)
+    bind_session(parsed_id)
     raw = await request.body()
     event = parse_event(raw)
     async with runtime.sessionmaker.begin() as db:
         result = await apply_webhook(db, parsed_id, raw, event)
+    logger.info("tavus webhook", event_type=event["event_type"][:64], duplicate=result.duplicate)
     if result.cleanup_due and runtime.reconciler is not None:
         runtime.reconciler.spawn_cleanup(parsed_id)
     return {"status": "duplicate" if result.duplicate else "ok"}

@@ -8,6 +8,7 @@ from typing import Final
 import httpx
 from pydantic import JsonValue, SecretStr
 
+from app.observability import metrics
 from app.tavus.errors import TavusError, error_from_response, error_from_transport
 from app.tavus.operations import Operation
 from app.tavus.retry import RetryPolicy
@@ -55,7 +56,8 @@ class TavusHTTP:
         """Send one logical call, retried as ``retry`` allows for its operation kind."""
 
         async def attempt() -> httpx.Response:
-            return await self._send_once(operation, api_key, method, path, params, json)
+            exchange = self._send_once(operation, api_key, method, path, params, json)
+            return await metrics.tavus_attempt(operation, exchange)
 
         return await self.retry.run(operation.kind, attempt)
 

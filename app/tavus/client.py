@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
+from app.observability.redaction import remember_secret
 from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, TavusHTTP
 from app.tavus.errors import TavusNotFound, unexpected_response
 from app.tavus.models import (
@@ -223,6 +224,7 @@ def _secret(api_key: str | SecretStr) -> SecretStr:
     secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
     if not secret.get_secret_value().strip():
         raise ValueError("a Tavus API key is required")
+    remember_secret(secret.get_secret_value())
     return secret
 
 

@@ -11,6 +11,10 @@ from app.db.base import Base, CreatedAtMixin, TimestampsMixin
 
 # States from which a session still holds (or may hold) a slot of its tenant.
 NON_TERMINAL_STATES_SQL = "state NOT IN ('ended', 'failed')"
+TERMINAL_STATES_SQL = "state IN ('ended', 'failed')"
+# Sessions that are over and still owe the deletion of their ephemeral PAL. (A live
+# ephemeral session is `pending` too, but nothing is owed while its PAL is in use.)
+CLEANUP_BACKLOG_SQL = f"cleanup = 'pending' AND {TERMINAL_STATES_SQL}"
 
 
 class Session(TimestampsMixin, Base):
@@ -41,6 +45,19 @@ class Session(TimestampsMixin, Base):
             "ix_session_conversation_id",
             "conversation_id",
             postgresql_where=text("conversation_id IS NOT NULL"),
+        ),
+        # Metrics count the sessions that ended lately, by state, from the index alone.
+        Index(
+            "ix_session_ended_recent",
+            "ended_at",
+            "state",
+            postgresql_where=text(TERMINAL_STATES_SQL),
+        ),
+        # The cleanup backlog stays small: metrics read it without touching the table.
+        Index(
+            "ix_session_cleanup_backlog",
+            "ended_at",
+            postgresql_where=text(CLEANUP_BACKLOG_SQL),
         ),
     )
 

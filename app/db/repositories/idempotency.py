@@ -48,6 +48,7 @@ class IdempotencyRepository:
             select(IdempotencyRecord)
             .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         return (await self.session.scalars(query)).one_or_none()
 

@@ -2,15 +2,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent, Tenant
-from app.db.models.session import NON_TERMINAL_STATES_SQL
+from app.db.models.session import (
+    CLEANUP_BACKLOG_SQL,
+    NON_TERMINAL_STATES_SQL,
+    TERMINAL_STATES_SQL,
+)
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """Sessions by internal state (live ones, and terminal ones ended within a window)
+    and the cleanup backlog."""
+
+    by_state: dict[str, int]
+    cleanup_backlog: int
+    # Seconds since the oldest owed cleanup became due (0 when nothing is owed).
+    oldest_cleanup_age: float
 
 
 class SessionRepository:
@@ -25,7 +41,15 @@ class SessionRepository:
         before it waits for the lock, so a count in the locking statement itself would
         miss the sessions admitted by whoever held the lock.
         """
-        query = select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+        # NO KEY UPDATE: it serialises admissions like FOR UPDATE, but does not conflict
+        # with the KEY SHARE locks that foreign keys to the tenant take (the
+        # idempotency record inserted just before), which would deadlock two admissions.
+        query = (
+            select(Tenant)
+            .where(Tenant.id == tenant_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
         tenant = (await self.session.scalars(query)).one_or_none()
         if tenant is None:
             return None
@@ -53,7 +77,14 @@ class SessionRepository:
     async def get_for_update(
         self, session_id: uuid.UUID, *, nowait: bool = False
     ) -> Session | None:
-        query = select(Session).where(Session.id == session_id).with_for_update(nowait=nowait)
+        # populate_existing: a row already in the identity map would otherwise keep the
+        # values read before the lock was taken, and a decision made on them is stale.
+        query = (
+            select(Session)
+            .where(Session.id == session_id)
+            .with_for_update(nowait=nowait)
+            .execution_options(populate_existing=True)
+        )
         return (await self.session.scalars(query)).one_or_none()
 
     async def page(
@@ -133,10 +164,13 @@ class SessionRepository:
             .order_by(Session.next_check_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
         )
+        # A CTE runs once: a subquery under IN could be re-run by the planner and lock
+        # more rows than it returns.
         statement = (
             update(Session)
-            .where(Session.id.in_(due.scalar_subquery()))
+            .where(Session.id == due.c.id)
             .values(claimed_by=owner, next_check_at=lease_until)
             .returning(Session)
             .execution_options(synchronize_session=False)
@@ -179,6 +213,33 @@ class SessionRepository:
             return {}
         rows = await self.session.scalars(select(Session).where(Session.id.in_(list(ids))))
         return {row.id: row for row in rows}
+
+    async def counts(self, *, ended_within: timedelta) -> SessionCounts:
+        """Cheap at any table size: each part reads a partial index whose rows are
+        bounded by live sessions, recent ends or the backlog, never the whole history.
+
+        The state predicates are literal SQL so that the planner matches them against
+        the partial indexes even with a generic prepared plan.
+        """
+        ended_since = func.now() - ended_within
+        by_state = union_all(
+            select(Session.state, func.count())
+            .where(text(NON_TERMINAL_STATES_SQL))
+            .group_by(Session.state),
+            select(Session.state, func.count())
+            .where(text(TERMINAL_STATES_SQL), Session.ended_at >= ended_since)
+            .group_by(Session.state),
+        )
+        counted: dict[str, int] = {}
+        for state, count in await self.session.execute(by_state):
+            counted[state] = counted.get(state, 0) + int(count)
+        oldest = func.min(func.coalesce(Session.ended_at, Session.created_at))
+        backlog = select(
+            func.count(),
+            func.coalesce(func.extract("epoch", func.now() - oldest), 0),
+        ).where(text(CLEANUP_BACKLOG_SQL))
+        pending, age = (await self.session.execute(backlog)).one()
+        return SessionCounts(counted, int(pending), max(float(age), 0.0))
 
     async def events(self, session_id: uuid.UUID, *, limit: int = 1000) -> Sequence[SessionEvent]:
         query = (

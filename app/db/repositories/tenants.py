@@ -23,7 +23,10 @@ class TenantRepository:
 
     async def get_for_update(self, tenant_id: str) -> Tenant | None:
         result = await self.session.execute(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+            select(Tenant)
+            .where(Tenant.id == tenant_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
         return result.scalar_one_or_none()
 

@@ -26,12 +26,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
 from app.db.repositories.tenants import TenantRepository
 from app.domain.sessions.lifecycle import mark_ended, mark_ending, normalise_shutdown_reason
 from app.domain.sessions.start import StartSaga
 from app.domain.sessions.states import Cleanup, State
+from app.observability import metrics
+from app.observability.logging import session_context
 from app.security.secret_box import SecretBox
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
@@ -108,6 +111,7 @@ class Reconciler:
         finally:
             await self.shutdown()
 
+    @metrics.reconciler_cycle
     async def tick(self) -> int:
         now = _now()
         async with self.sessionmaker.begin() as db:
@@ -152,11 +156,13 @@ class Reconciler:
 
     async def _guarded(self, row: Session) -> None:
         async with self._semaphore:
-            try:
-                await self.handle(row)
-            except Exception:
-                # The lease runs out and another pass retries; never lose the loop.
-                logger.exception("reconciling session %s failed", row.id)
+            with session_context(row.id):
+                logger.debug("reconciling a session in state %s", row.state)
+                try:
+                    await self.handle(row)
+                except Exception:
+                    # The lease runs out and another pass retries; never lose the loop.
+                    logger.exception("reconciling session %s failed", row.id)
 
     # --- dispatch ----------------------------------------------------------------------
 
@@ -250,12 +256,14 @@ class Reconciler:
             if found is None:
                 return _Outcome(_cleanup_done("no PAL was created"))
             pal_id = found.pal_id
+        crashpoints.reach("cleanup.before_delete")
         try:
             await tavus.delete_pal(pal_id)
         except TavusNotFound:
             return _Outcome(_cleanup_done("PAL already gone", pal_id))
         except TavusError as error:
             return self._retry_later(error, event="cleanup.retry")
+        crashpoints.reach("cleanup.pal_deleted_not_recorded")
         return _Outcome(_cleanup_done("PAL deleted", pal_id))
 
     def _retry_later(self, error: TavusError, *, event: str = "tavus.error") -> _Outcome:
@@ -313,6 +321,7 @@ def _ended(
     async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
         if joined_at is not None and row.joined_at is None:
             row.joined_at = joined_at
+            metrics.face_joined(row)
         await mark_ended(repo, row, reason=reason, at=at or now, source=source, now=now)
 
     return apply

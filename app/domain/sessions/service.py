@@ -89,11 +89,9 @@ async def end_session(
     now = datetime.now(UTC)
     async with sessionmaker.begin() as db:
         repo = SessionRepository(db)
-        row = await repo.get_for_tenant(tenant_id, session_id)
-        if row is None:
-            raise SessionNotFound(f"session {session_id} does not exist")
         row = await repo.get_for_update(session_id)
-        assert row is not None
+        if row is None or row.tenant_id != tenant_id:
+            raise SessionNotFound(f"session {session_id} does not exist")
         if row.state in (State.ADMITTED, State.PAL_CREATED):
             raise SessionNotEndable(
                 "the session is still being created; end it once it is active",

@@ -44,6 +44,8 @@ from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State, check_move
 from app.domain.sessions.views import session_view
 from app.errors import AppError, UpstreamCapacity, UpstreamError, ValidationFailed
+from app.observability import metrics
+from app.observability.logging import bind_session
 from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.tavus.client import TavusClient
@@ -152,6 +154,7 @@ class StartSaga:
         if isinstance(admitted, StartOutcome):
             return admitted
         session_id, fresh = admitted
+        bind_session(session_id)
         return await self.drive(session_id, fresh=fresh)
 
     # --- admission (one transaction) --------------------------------------------
@@ -277,7 +280,22 @@ class StartSaga:
 
         ``fresh`` says nothing has been sent to Tavus yet for this session; otherwise
         each create is preceded by a lookup of what a previous attempt may have made.
+        The caller holds the session's lease; if it runs out and another process takes
+        over, this run stops without writing and says so.
         """
+        try:
+            return await self._drive(session_id, fresh=fresh)
+        except LeaseLost:
+            return _problem(
+                IdempotencyKeyInFlight(
+                    "the session is being finished by another process; retry with the "
+                    "same Idempotency-Key or read it with GET /sessions/{id}",
+                    headers={"Retry-After": "1"},
+                    session_id=str(session_id),
+                )
+            )
+
+    async def _drive(self, session_id: uuid.UUID, *, fresh: bool) -> StartOutcome:
         async with self.ctx.sessionmaker() as db:
             row = await SessionRepository(db).get(session_id)
             tenant = await TenantRepository(db).get(row.tenant_id) if row else None
@@ -377,6 +395,10 @@ class StartSaga:
             repo = SessionRepository(db)
             current = await repo.get_for_update(row.id)
             assert current is not None
+            if current.claimed_by != self.ctx.instance_id:
+                # Our lease ran out and another process took the session over: whatever
+                # we just did on Tavus, it finds by the tag; we must not write over it.
+                raise LeaseLost(row.id)
             check_move(State(current.state), target)
             source = current.state
             current.state = target
@@ -422,6 +444,7 @@ class StartSaga:
             claimed_by=None,
             event_payload={"conversation_id": conversation_id},
         )
+        metrics.session_active(current)
         return StartOutcome(201, session_view(current).model_dump(mode="json"))
 
     async def _fail(
@@ -469,6 +492,8 @@ class StartSaga:
         async with self.ctx.sessionmaker.begin() as db:
             current = await SessionRepository(db).get_for_update(row.id)
             assert current is not None
+            if current.claimed_by != self.ctx.instance_id:
+                raise LeaseLost(row.id)
             current.next_check_at = now
             current.claimed_by = None
             await SessionRepository(db).add_event(
@@ -521,6 +546,10 @@ def outcome_of(row: Session) -> StartOutcome:
             **error,
         },
     )
+
+
+class LeaseLost(Exception):
+    """Another process took over a session whose lease this one let run out."""
 
 
 class _Unresolved(Exception):

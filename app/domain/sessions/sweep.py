@@ -25,6 +25,7 @@ from app.db.models import Profile, Session, Tenant
 from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions import tags
 from app.domain.sessions.states import Cleanup, is_terminal
+from app.observability import metrics
 from app.security.secret_box import SecretBox
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
@@ -133,6 +134,7 @@ async def sweep(
             await _sweep_account(sessionmaker, client, persistent, report, dry_run=dry_run)
         except TavusError as error:
             report.errors.append(f"{label}: {type(error).__name__}: {error.message}")
+    metrics.sweep_orphans(report.removed)
     if not dry_run:
         await _record(sessionmaker, report)
     return report

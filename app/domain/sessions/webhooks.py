@@ -22,6 +22,7 @@ from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
 from app.domain.sessions.states import Cleanup
 from app.errors import BadRequest, NotFound
+from app.observability import metrics
 
 JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
 SHUTDOWN_EVENT = "system.shutdown"
@@ -83,6 +84,7 @@ async def apply_webhook(
         raise WebhookConversationMismatch("conversation_id does not match the session")
     event_type: str = event["event_type"]
     occurred_at = event_time(event)
+    metrics.webhook_received(event_type, occurred_at)
     stored = await repo.add_event(
         row.id,
         kind="webhook",
@@ -100,6 +102,7 @@ async def apply_webhook(
     now = datetime.now(UTC)
     if event_type in JOINED_EVENTS and row.joined_at is None:
         row.joined_at = occurred_at or now
+        metrics.face_joined(row)
     elif event_type == SHUTDOWN_EVENT:
         properties = event.get("properties") or {}
         ended = await mark_ended(

@@ -1,0 +1,17 @@
+"""Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app.api.deps import RuntimeDep
+from app.observability import metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def scrape(runtime: RuntimeDep) -> Response:
+    await metrics.refresh_session_gauges(runtime.sessionmaker)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

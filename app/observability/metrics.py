@@ -1,0 +1,326 @@
+"""Prometheus metrics: their definitions, the one-line hooks domain code calls, the scrape.
+
+Names and labels are a contract with dashboards and alert rules (docs/observability.md);
+change them only together. Labels stay bounded: tenants and profiles are configured by
+the operator, everything else comes from fixed sets. Session, conversation and PAL ids,
+and raw paths, never become labels.
+
+Several ``palisade serve`` workers share one set of figures through prometheus-client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by the CLI before the workers
+start). The session gauges are read from the database just before a scrape is rendered,
+by whichever worker answers it, and exposed as that latest read: they never add up
+across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.repositories.sessions import SessionRepository
+from app.domain.sessions.states import Status, status_of
+from app.observability.logging import get_logger
+from app.tavus.errors import TavusError
+from app.tavus.operations import Operation
+
+if TYPE_CHECKING:
+    from app.db.models import Session
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+logger = get_logger(__name__)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# `_created` series double the output and no dashboard reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# --- HTTP --------------------------------------------------------------------------------
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+HTTP_REQUEST_DURATION = Histogram(
+    "palisade_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and status code.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+
+def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
+    label = method if method in HTTP_METHODS else "other"
+    HTTP_REQUEST_DURATION.labels(label, route, str(status)).observe(seconds)
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+SESSIONS_STARTED = Counter(
+    "palisade_sessions_started",
+    "Sessions that became active.",
+    ["tenant", "profile", "strategy"],
+)
+SESSION_START_DURATION = Histogram(
+    "palisade_session_start_duration_seconds",
+    "From the start request's admission to the session being active.",
+    ["strategy"],
+    buckets=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0),
+)
+TIME_TO_FACE = Histogram(
+    "palisade_time_to_face_seconds",
+    "From the session being active to the face joining the room.",
+    ["strategy"],
+    buckets=(1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0),
+)
+
+
+def session_active(row: Session) -> None:
+    """Count a session that just became active, and how long its start took."""
+    SESSIONS_STARTED.labels(row.tenant_id, row.profile, row.strategy).inc()
+    if row.active_at is not None:
+        SESSION_START_DURATION.labels(row.strategy).observe(_seconds(row.created_at, row.active_at))
+
+
+def face_joined(row: Session) -> None:
+    """Record the time to face of a session whose ``joined_at`` was just set."""
+    if row.active_at is not None and row.joined_at is not None:
+        TIME_TO_FACE.labels(row.strategy).observe(_seconds(row.active_at, row.joined_at))
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    # Timestamps come from different clocks (database, Palisade, Tavus): never negative.
+    return max((end - start).total_seconds(), 0.0)
+
+
+# --- Tavus -------------------------------------------------------------------------------
+
+TAVUS_OPERATIONS: Mapping[Operation, str] = {
+    Operation.CREATE_PAL: "pal.create",
+    Operation.GET_PAL: "pal.get",
+    Operation.LIST_PALS: "pal.list",
+    Operation.DELETE_PAL: "pal.delete",
+    Operation.CREATE_CONVERSATION: "conversation.create",
+    Operation.GET_CONVERSATION: "conversation.get",
+    Operation.LIST_CONVERSATIONS: "conversation.list",
+    Operation.END_CONVERSATION: "conversation.end",
+}
+
+TAVUS_REQUEST_DURATION = Histogram(
+    "palisade_tavus_request_duration_seconds",
+    "One HTTP exchange with Tavus (each retry counts), by outcome: ok or the error class.",
+    ["operation", "outcome"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+)
+TAVUS_ERRORS = Counter(
+    "palisade_tavus_errors",
+    "Failed HTTP exchanges with Tavus, by error class.",
+    ["operation", "error_class"],
+)
+
+
+async def tavus_attempt(operation: Operation, exchange: Awaitable[T]) -> T:
+    """Await one Tavus exchange, timing it and counting its outcome."""
+    label = TAVUS_OPERATIONS[operation]
+    started = time.perf_counter()
+    try:
+        result = await exchange
+    except TavusError as error:
+        outcome = type(error).__name__
+        TAVUS_REQUEST_DURATION.labels(label, outcome).observe(time.perf_counter() - started)
+        TAVUS_ERRORS.labels(label, outcome).inc()
+        raise
+    TAVUS_REQUEST_DURATION.labels(label, "ok").observe(time.perf_counter() - started)
+    return result
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+# Tavus's documented conversation callbacks; anything else is counted as `other`.
+WEBHOOK_EVENT_TYPES = frozenset(
+    {
+        "system.replica_joined",
+        "system.pal_joined",
+        "system.shutdown",
+        "application.transcription_ready",
+        "application.recording_ready",
+        "application.recording_copy_failed",
+        "application.perception_analysis",
+        "application.perception_unavailable",
+        "application.post_call_action_executed",
+    }
+)
+
+WEBHOOK_LAG = Histogram(
+    "palisade_webhook_lag_seconds",
+    "From a Tavus event's timestamp to its receipt by Palisade.",
+    ["event_type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
+)
+
+
+def webhook_received(event_type: str, occurred_at: datetime | None) -> None:
+    """Record how late a webhook arrived (events without a timestamp are not timed)."""
+    if occurred_at is None:
+        return
+    label = event_type if event_type in WEBHOOK_EVENT_TYPES else "other"
+    WEBHOOK_LAG.labels(label).observe(_seconds(occurred_at, datetime.now(UTC)))
+
+
+# --- background work ---------------------------------------------------------------------
+
+SWEEP_KINDS = ("pal", "conversation")
+SWEEP_ORPHANS_FOUND = Counter(
+    "palisade_sweep_orphans_found",
+    "Tavus objects the orphan sweep attributed to no live session (dry runs included).",
+    ["kind"],
+)
+SWEEP_ORPHANS_REMOVED = Counter(
+    "palisade_sweep_orphans_removed",
+    "Orphaned Tavus objects the sweep deleted (PALs) or ended (conversations).",
+    ["kind"],
+)
+for _kind in SWEEP_KINDS:
+    # Present from the start, so that increase() sees the first orphan.
+    SWEEP_ORPHANS_FOUND.labels(_kind)
+    SWEEP_ORPHANS_REMOVED.labels(_kind)
+
+
+class SweepAction(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def done(self) -> bool: ...
+
+
+def sweep_orphans(orphans: Iterable[SweepAction]) -> None:
+    """Count the orphans a sweep decided to remove, and those it did remove."""
+    for orphan in orphans:
+        SWEEP_ORPHANS_FOUND.labels(orphan.kind).inc()
+        if orphan.done:
+            SWEEP_ORPHANS_REMOVED.labels(orphan.kind).inc()
+
+
+RECONCILER_CYCLE_DURATION = Histogram(
+    "palisade_reconciler_cycle_duration_seconds",
+    "One reconciler pass: claiming due sessions and handling them.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+RECONCILER_LAST_SUCCESS = Gauge(
+    "palisade_reconciler_last_success_timestamp_seconds",
+    "When a reconciler pass last completed (Unix time; the latest of any process).",
+    multiprocess_mode="max",
+)
+
+
+def reconciler_cycle(tick: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Time each pass of ``tick``; a pass that returns is a success."""
+
+    @functools.wraps(tick)
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
+        with RECONCILER_CYCLE_DURATION.time():
+            result = await tick(*args, **kwargs)
+        RECONCILER_LAST_SUCCESS.set_to_current_time()
+        return result
+
+    return timed
+
+
+# --- read from the database at scrape time -------------------------------------------------
+
+# Terminal sessions are counted over a window: the whole history would grow without bound.
+TERMINAL_WINDOW = timedelta(hours=24)
+STATS_TIMEOUT_SECONDS = 2.0
+
+# Refreshed from the database just before each scrape is rendered. With several workers,
+# "mostrecent" exposes the value of the latest read (by whichever worker answered the
+# scrape) instead of one value per worker or their sum.
+SESSIONS = Gauge(
+    "palisade_sessions",
+    "Sessions by status: live ones now, ended and failed ones over the last 24 hours.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+CLEANUP_BACKLOG = Gauge(
+    "palisade_cleanup_backlog",
+    "Ended or failed sessions whose ephemeral PAL is not yet confirmed deleted.",
+    multiprocess_mode="mostrecent",
+)
+CLEANUP_OLDEST_PENDING = Gauge(
+    "palisade_cleanup_oldest_pending_seconds",
+    "Age of the oldest owed PAL cleanup, since its session ended (0 when none).",
+    multiprocess_mode="mostrecent",
+)
+
+
+async def refresh_session_gauges(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Read the session gauges from the database; NaN when it does not answer in time,
+    so that a stale count is never mistaken for a current one."""
+    try:
+        async with asyncio.timeout(STATS_TIMEOUT_SECONDS), sessionmaker() as db:
+            counts = await SessionRepository(db).counts(ended_within=TERMINAL_WINDOW)
+    except Exception as exc:
+        logger.warning("session gauges unavailable", error=type(exc).__name__)
+        for status in Status:
+            SESSIONS.labels(status.value).set(math.nan)
+        CLEANUP_BACKLOG.set(math.nan)
+        CLEANUP_OLDEST_PENDING.set(math.nan)
+        return
+    by_status = dict.fromkeys(Status, 0)
+    for state, count in counts.by_state.items():
+        by_status[status_of(state)] += count
+    for status, count in by_status.items():
+        SESSIONS.labels(status.value).set(count)
+    CLEANUP_BACKLOG.set(counts.cleanup_backlog)
+    CLEANUP_OLDEST_PENDING.set(counts.oldest_cleanup_age)
+
+
+def multiprocess_enabled() -> bool:
+    return MULTIPROCESS_ENV in os.environ
+
+
+def render() -> bytes:
+    """The Prometheus text exposition: this process's figures, or all workers' together."""
+    if not multiprocess_enabled():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+@contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """A fresh directory for the workers' metric files, set in the environment they
+    inherit and removed afterwards: stale files of an earlier run would count twice."""
+    previous = os.environ.get(MULTIPROCESS_ENV)
+    path = tempfile.mkdtemp(prefix="palisade-metrics-")
+    os.environ[MULTIPROCESS_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
