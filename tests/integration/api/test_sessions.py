@@ -13,8 +13,16 @@ import pytest
 
 from app.domain.sessions import tags
 from app.tavus.models import PalCreate
-from app.tavus.simulator import ErrorFault, HangFault, LatencyFault, SucceedThenDropFault
+from app.tavus.simulator import (
+    DropFault,
+    ErrorFault,
+    HangFault,
+    LatencyFault,
+    SucceedThenDropFault,
+)
+from tests.conftest import PalisadeFactory
 from tests.support.stack import PAL_TEMPLATE, Palisade, SimulatorHandle
+from tests.support.wait import until
 
 ALLOWED = ["layers.tts.external_voice_id", "system_prompt"]
 VOICE_OVERRIDE = {"layers": {"tts": {"external_voice_id": "voice-b"}}}
@@ -267,9 +275,15 @@ class TestUnknownOutcomes:
         first = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-open")
         assert first.status_code == 502
         assert "Idempotency-Key" in first.json()["detail"]
-        # The retry looks the conversation up and finds the one the first attempt made.
-        retry = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-open")
-        assert retry.status_code == 201, retry.text
+        # The retry (or the reconciler, whichever comes first; meanwhile the retry gets
+        # 409) looks the conversation up and finds the one the first attempt made.
+
+        async def retry() -> httpx.Response | None:
+            response = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-open")
+            return None if response.status_code == 409 else response
+
+        answer = await until(retry, within=15, message="retry answered")
+        assert answer.status_code == 201, answer.text
         assert len(conversations(simulator)) == 1
         assert len(simulator.sim.call_log("conversation.create")) == 1
         assert len(user_pals(simulator, persistent)) == 1
@@ -376,9 +390,12 @@ class TestAdmission:
                 assert int(response.headers["retry-after"]) > 0
         assert len(conversations(simulator)) == 5
 
-    async def test_ending_frees_no_slot_until_ended_but_failed_ones_do(
-        self, palisade: Palisade
+    async def test_an_ending_session_holds_its_slot_until_tavus_confirms(
+        self, palisade_factory: PalisadeFactory, simulator: SimulatorHandle
     ) -> None:
+        # No webhook and no poll soon: the end stays unconfirmed for the whole test.
+        palisade = await palisade_factory(PALISADE_POLL_INTERVAL_SECONDS=600)
+        simulator.sim.add_fault("webhook", DropFault())
         key, _ = await setup_tenant(palisade, cap=1)
         first = (await start(palisade, key, {})).json()
         assert (await start(palisade, key, {})).status_code == 429
@@ -435,7 +452,9 @@ class TestReadListEnd:
         first = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
         second = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
         assert first.status_code == second.status_code == 202
-        assert first.json()["status"] == second.json()["status"] == "ending"
+        assert first.json()["status"] == "ending"
+        # By the second call Tavus's shutdown webhook may already have ended it.
+        assert second.json()["status"] in ("ending", "ended")
         assert first.json()["end_reason"] == "ended_by_client"
         [conv] = conversations(simulator)
         assert conv["status"] == "ended"
