@@ -315,22 +315,18 @@ class TestIdempotency:
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
         key, _ = await setup_tenant(palisade)
+        # The conversation create takes 0.5 s: whichever request claims the key first is
+        # still running when the other arrives.
         simulator.sim.add_fault("conversation.create", LatencyFault(ms=500, times=1))
-        first_task = asyncio.create_task(start(palisade, key, {"profile": "coach"}, "slow"))
-        await asyncio.sleep(0)  # let the first request get going before the second
-
-        async def second() -> httpx.Response:
-            while True:
-                response = await start(palisade, key, {"profile": "coach"}, "slow")
-                if response.status_code != 201 or not first_task.done():
-                    return response
-
-        response = await second()
-        first = await first_task
-        assert first.status_code == 201
-        assert response.status_code in (409, 201)
-        if response.status_code == 409:
-            assert response.json()["code"] == "idempotency_key_in_flight"
+        responses = await asyncio.gather(
+            start(palisade, key, {"profile": "coach"}, "slow"),
+            start(palisade, key, {"profile": "coach"}, "slow"),
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [201, 409], [r.text for r in responses]
+        conflict = next(r for r in responses if r.status_code == 409)
+        assert conflict.json()["code"] == "idempotency_key_in_flight"
+        assert conflict.headers["retry-after"] == "1"
         assert len(conversations(simulator)) == 1
 
     async def test_keys_are_per_tenant(
