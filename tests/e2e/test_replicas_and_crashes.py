@@ -161,11 +161,7 @@ def test_three_replicas_run_hundreds_of_sessions_through_webhook_chaos(
                         lines.append(f"{session['id']}: {log}")
                 return "\n".join(lines)
 
-            # Known imperfection under this chaos: now and then a cleanup's result write is
-            # skipped and the next pass repeats the DELETE, which Tavus answers "already
-            # gone". Harmless (nothing leaks, nothing persistent is touched), but not yet
-            # "exactly one call"; a handful is tolerated here and the rest is asserted.
-            _assert_nothing_left(simulator.url, persistent, allow_double_delete=5, explain=explain)
+            _assert_nothing_left(simulator.url, persistent, allow_double_delete=0, explain=explain)
 
 
 @pytest.mark.parametrize(

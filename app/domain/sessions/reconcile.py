@@ -192,8 +192,17 @@ class Reconciler:
         async with self.sessionmaker.begin() as db:
             repo = SessionRepository(db)
             current = await repo.get_for_update(row.id)
-            if current is None or current.claimed_by != self.owner:
-                return  # our lease ran out and someone else took over
+            # A claim is ours only while both the owner and the lease expiry it set are
+            # unchanged: this process may itself have claimed the row again meanwhile
+            # (a webhook's immediate cleanup during a poll), and the older claim must
+            # then neither apply its outcome nor release the newer one.
+            if (
+                current is None
+                or current.claimed_by != self.owner
+                or current.next_check_at != row.next_check_at
+            ):
+                logger.info("claim on session %s was taken over; result dropped", row.id)
+                return
             await outcome.apply(repo, current, _now())
             if current.claimed_by == self.owner:
                 current.claimed_by = None
