@@ -209,7 +209,9 @@ class Reconciler:
 
     # --- handlers (Tavus calls happen here, outside transactions) ---------------------
 
-    async def _check_active(self, tavus: TavusClient, row: Session) -> _Outcome:
+    async def _unless_running(self, tavus: TavusClient, row: Session) -> _Outcome | None:
+        """Read the conversation on Tavus: an outcome if it is over (or unreadable now),
+        None while it still runs."""
         assert row.conversation_id is not None
         try:
             conversation = await tavus.get_conversation(row.conversation_id, verbose=True)
@@ -219,6 +221,13 @@ class Reconciler:
             return self._retry_later(error)
         if conversation.is_terminal:
             return _Outcome(_ended_from(conversation, "poll"))
+        return None
+
+    async def _check_active(self, tavus: TavusClient, row: Session) -> _Outcome:
+        over = await self._unless_running(tavus, row)
+        if over is not None:
+            return over
+        assert row.conversation_id is not None
         now = _now()
         if row.deadline_at is not None and now >= row.deadline_at:
             try:
@@ -234,15 +243,10 @@ class Reconciler:
         return _Outcome(_recheck_at(next_check))
 
     async def _check_ending(self, tavus: TavusClient, row: Session) -> _Outcome:
+        over = await self._unless_running(tavus, row)
+        if over is not None:
+            return over
         assert row.conversation_id is not None
-        try:
-            conversation = await tavus.get_conversation(row.conversation_id, verbose=True)
-        except TavusNotFound:
-            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
-        except TavusError as error:
-            return self._retry_later(error)
-        if conversation.is_terminal:
-            return _Outcome(_ended_from(conversation, "poll"))
         try:
             await tavus.end_conversation(row.conversation_id)
         except TavusNotFound:
