@@ -13,7 +13,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.engine import create_engine, create_sessionmaker
+from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from app.db.instrumentation import count_round_trips_if_enabled
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
@@ -30,6 +30,8 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Statements that commit by themselves (single reads and atomic single writes).
+    autocommit: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     tavus: TavusClient
     secret_box: SecretBox
@@ -66,12 +68,14 @@ async def open_runtime(
         timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
     )
     sessionmaker = create_sessionmaker(engine)
+    autocommit = create_autocommit_sessionmaker(engine)
     owner = instance_id()
     secret_box = SecretBox(settings.secret_key_value)
     webhook_tokens = WebhookTokens(settings.secret_key_value)
     start_saga = StartSaga(
         StartContext(
             sessionmaker=sessionmaker,
+            autocommit=autocommit,
             tavus=tavus,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
@@ -102,6 +106,7 @@ async def open_runtime(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
+            autocommit=autocommit,
             http=http,
             tavus=tavus,
             secret_box=secret_box,

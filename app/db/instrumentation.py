@@ -12,8 +12,8 @@ What is counted, as the asyncpg driver sends it:
   the first use on a connection adds a prepare, which steady-state figures leave out);
 - ``BEGIN``, ``COMMIT`` and ``ROLLBACK``, only when sent: the driver opens the
   transaction lazily at the first statement, so a transaction that ran none costs none;
-- the pool's pre-ping on each checkout of a connection that is not brand new, which the
-  SQLAlchemy asyncpg adapter sends as ``BEGIN``, ``;``, ``ROLLBACK`` (three round trips);
+- the liveness check on each checkout of a connection that is not brand new (one
+  round trip, see ``app.db.engine.check_liveness_on_checkout``);
 - new connections, whose set-up queries are not itemised.
 """
 
@@ -62,12 +62,14 @@ class RoundTripCounter:
         self.kinds["connect"] += 1
 
     def on_checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        # The pool skips the pre-ping on the first checkout after connecting.
+        # The liveness check skips the first checkout after connecting.
         if not record.info.pop(_FRESH, False):
             self._note("ping")
 
     def on_begin(self, conn: Connection) -> None:
-        conn.info[_BEGIN_PENDING] = True
+        # Under AUTOCOMMIT the driver sends no BEGIN (nor COMMIT or ROLLBACK after it).
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.info[_BEGIN_PENDING] = True
 
     def on_statement(
         self,
@@ -132,9 +134,8 @@ def count_round_trips_if_enabled(engine: AsyncEngine) -> None:
     if not target:
         return
     sync_engine: Engine = engine.sync_engine
-    # SQLAlchemy's asyncpg adapter pings inside a transaction of its own.
-    ping_round_trips = 3 if sync_engine.dialect.driver == "asyncpg" else 1
-    counter = RoundTripCounter(Path(target), ping_round_trips)
+    # app.db.engine tests a reused connection with one statement on checkout.
+    counter = RoundTripCounter(Path(target), ping_round_trips=1)
     event.listen(sync_engine.pool, "connect", counter.on_connect)
     event.listen(sync_engine.pool, "checkout", counter.on_checkout)
     event.listen(sync_engine.pool, "reset", counter.on_reset)

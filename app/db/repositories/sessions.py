@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, union_all, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, exists, func, literal, or_, select, text, union_all, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Session, SessionEvent, Tenant
+from app.db.models import IdempotencyRecord, Profile, Session, SessionEvent, Tenant
 from app.db.models.session import (
     CLEANUP_BACKLOG_SQL,
     NON_TERMINAL_STATES_SQL,
@@ -29,31 +29,145 @@ class SessionCounts:
     oldest_cleanup_age: float
 
 
+@dataclass(frozen=True)
+class AdmissionTenant:
+    """The tenant row locked for an admission, with the profile the request names."""
+
+    tenant_id: str
+    max_concurrent_sessions: int
+    tavus_api_key_encrypted: bytes | None
+    # The requested profile, else the tenant's default (None: neither).
+    profile_name: str | None
+    # None when no profile of that name exists.
+    profile_config: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An event to append in the same statement as the write it describes."""
+
+    kind: str
+    type: str
+    payload: dict[str, Any]
+    from_state: str | None = None
+    to_state: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The final answer to an idempotent request, stored in the same statement."""
+
+    tenant_id: str
+    key: str
+    status: int
+    body: dict[str, Any]
+
+
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_tenant_and_count_live(self, tenant_id: str) -> tuple[Tenant, int] | None:
-        """Lock the tenant row (admission is serialised per tenant), then count its live
-        sessions.
+    async def lock_tenant_for_admission(
+        self, tenant_id: str, profile: str | None
+    ) -> AdmissionTenant | None:
+        """Lock the tenant row (admission is serialised per tenant) and read the profile
+        the request names, in one round trip.
 
-        Two statements on purpose: under READ COMMITTED a statement's snapshot is taken
-        before it waits for the lock, so a count in the locking statement itself would
-        miss the sessions admitted by whoever held the lock.
+        Count live sessions afterwards, in a statement of its own: under READ COMMITTED
+        a statement's snapshot is taken before it waits for the lock, so a count here
+        would miss the sessions admitted by whoever held the lock before us. NO KEY
+        UPDATE serialises admissions like FOR UPDATE but does not conflict with the KEY
+        SHARE lock that the idempotency record's foreign key takes on the tenant just
+        before (which would deadlock two admissions).
         """
-        # NO KEY UPDATE: it serialises admissions like FOR UPDATE, but does not conflict
-        # with the KEY SHARE locks that foreign keys to the tenant take (the
-        # idempotency record inserted just before), which would deadlock two admissions.
+        wanted = func.coalesce(literal(profile), Tenant.default_profile)
         query = (
-            select(Tenant)
+            select(
+                Tenant.id,
+                Tenant.max_concurrent_sessions,
+                Tenant.tavus_api_key_encrypted,
+                wanted.label("profile_name"),
+                Profile.config,
+            )
+            .select_from(Tenant)
+            .outerjoin(Profile, and_(Profile.tenant_id == Tenant.id, Profile.name == wanted))
             .where(Tenant.id == tenant_id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
+            .with_for_update(of=Tenant, key_share=True)
         )
-        tenant = (await self.session.scalars(query)).one_or_none()
-        if tenant is None:
+        row = (await self.session.execute(query)).one_or_none()
+        if row is None:
             return None
-        return tenant, await self.count_live(tenant_id)
+        return AdmissionTenant(
+            tenant_id=row.id,
+            max_concurrent_sessions=row.max_concurrent_sessions,
+            tavus_api_key_encrypted=row.tavus_api_key_encrypted,
+            profile_name=row.profile_name,
+            profile_config=row.config,
+        )
+
+    async def insert_with_event(
+        self, values: dict[str, Any], event: EventRecord
+    ) -> tuple[datetime, datetime]:
+        """Insert a session and its first event in one statement; its timestamps."""
+        inserted = (
+            insert(Session)
+            .values(**values)
+            .returning(Session.id, Session.created_at, Session.updated_at)
+            .cte("inserted")
+        )
+        logged = _event_from(inserted.c.id, event).cte("logged")
+        query = select(inserted.c.created_at, inserted.c.updated_at).add_cte(logged)
+        created_at, updated_at = (await self.session.execute(query)).one()
+        return created_at, updated_at
+
+    async def move(
+        self,
+        session_id: uuid.UUID,
+        *,
+        owner: str,
+        lease_until: datetime | None,
+        from_states: Collection[str],
+        values: dict[str, Any],
+        event: EventRecord,
+        response: StoredResponse | None = None,
+    ) -> datetime | None:
+        """Compare-and-set: apply ``values`` only if ``owner`` still holds the lease that
+        ends at ``lease_until`` and the session is in one of ``from_states``; append
+        ``event`` and store ``response`` in the same statement. The new ``updated_at``,
+        or None when nothing matched (the lease was lost or the state moved on).
+
+        One statement, so it is atomic without a transaction of its own; the row lock
+        the UPDATE takes re-checks the conditions against the latest committed row.
+        """
+        moved = (
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.claimed_by == owner,
+                Session.next_check_at == lease_until
+                if lease_until is not None
+                else Session.next_check_at.is_(None),
+                Session.state.in_(list(from_states)),
+            )
+            .values(**values, updated_at=func.now())
+            .returning(Session.id, Session.updated_at)
+            .cte("moved")
+        )
+        query = select(moved.c.updated_at).add_cte(_event_from(moved.c.id, event).cte("logged"))
+        if response is not None:
+            stored = (
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.tenant_id == response.tenant_id,
+                    IdempotencyRecord.key == response.key,
+                    exists(select(moved.c.id)),
+                )
+                .values(
+                    response_status=response.status, response_body=response.body, locked_until=None
+                )
+            )
+            query = query.add_cte(stored.cte("stored"))
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def count_live(self, tenant_id: str) -> int:
         query = (
@@ -249,3 +363,19 @@ class SessionRepository:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+
+def _event_from(session_id: Any, event: EventRecord) -> Any:
+    """``INSERT INTO session_event … SELECT`` fed by a CTE that yields the session id, so
+    the event is written exactly when the write it records happened."""
+    return insert(SessionEvent).from_select(
+        ["session_id", "kind", "type", "from_state", "to_state", "payload"],
+        select(
+            session_id,
+            literal(event.kind),
+            literal(event.type),
+            literal(event.from_state, SessionEvent.from_state.type),
+            literal(event.to_state, SessionEvent.to_state.type),
+            literal(event.payload, JSONB),
+        ),
+    )

@@ -29,7 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.idempotency import IdempotencyRepository
-from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.sessions import (
+    AdmissionTenant,
+    EventRecord,
+    SessionRepository,
+    StoredResponse,
+)
 from app.db.repositories.tenants import TenantRepository
 from app.domain.profiles.errors import ProfileRequired, UnknownProfile
 from app.domain.profiles.resolution import Resolution, resolve
@@ -41,7 +46,7 @@ from app.domain.sessions.errors import (
     TenantConcurrencyLimit,
 )
 from app.domain.sessions.schemas import SessionCreate
-from app.domain.sessions.states import Cleanup, State, check_move
+from app.domain.sessions.states import Cleanup, State, check_move, sources_of
 from app.domain.sessions.views import session_view
 from app.errors import AppError, UpstreamCapacity, UpstreamError, ValidationFailed
 from app.observability import metrics
@@ -87,6 +92,8 @@ class StartContext:
     """What the saga needs from the process: database, Tavus, secrets, settings."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Single-statement writes (the recovery points) need no BEGIN/COMMIT round trips.
+    autocommit: async_sessionmaker[AsyncSession]
     tavus: TavusClient
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
@@ -153,15 +160,20 @@ class StartSaga:
         admitted = await self._admit(tenant_id, body, idempotency_key)
         if isinstance(admitted, StartOutcome):
             return admitted
-        session_id, fresh = admitted
-        bind_session(session_id)
-        return await self.drive(session_id, fresh=fresh)
+        if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
+            bind_session(admitted)
+            return await self.drive(admitted, fresh=False)
+        row, tenant = admitted
+        bind_session(row.id)
+        return await self._guarded(self._run(row, tenant.tavus_api_key_encrypted, fresh=True))
 
     # --- admission (one transaction) --------------------------------------------
 
     async def _admit(
         self, tenant_id: str, body: SessionCreate, key: str | None
-    ) -> StartOutcome | tuple[uuid.UUID, bool]:
+    ) -> StartOutcome | uuid.UUID | tuple[Session, AdmissionTenant]:
+        """Admit a new session (its row, as stored, and its tenant), or answer from the
+        key's record, or hand back the id of a crashed first attempt to resume."""
         now = _now()
         session_id = uuid.uuid4()
         lease_until = now + self.ctx.start_lease
@@ -178,12 +190,11 @@ class StartSaga:
                 )
                 if not claimed:
                     return await self._existing_key(db, tenant_id, key, fingerprint, now)
-            await self._admit_new(db, tenant_id, body, key, session_id, now, lease_until)
-        return session_id, True
+            return await self._admit_new(db, tenant_id, body, key, session_id, lease_until)
 
     async def _existing_key(
         self, db: AsyncSession, tenant_id: str, key: str, fingerprint: str, now: datetime
-    ) -> StartOutcome | tuple[uuid.UUID, bool]:
+    ) -> StartOutcome | uuid.UUID:
         record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
         if record is None:
             # Pruned between our insert attempt and this read: extremely unlikely.
@@ -213,7 +224,7 @@ class StartSaga:
         row.claimed_by = self.ctx.instance_id
         row.next_check_at = lease_until
         await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
-        return row.id, False
+        return row.id
 
     async def _admit_new(
         self,
@@ -222,14 +233,16 @@ class StartSaga:
         body: SessionCreate,
         key: str | None,
         session_id: uuid.UUID,
-        now: datetime,
         lease_until: datetime,
-    ) -> None:
+    ) -> tuple[Session, AdmissionTenant]:
         sessions = SessionRepository(db)
-        locked = await sessions.lock_tenant_and_count_live(tenant_id)
-        if locked is None:  # the key authenticated, so the tenant existed a moment ago
+        tenant = await sessions.lock_tenant_for_admission(tenant_id, body.profile)
+        if tenant is None:  # the key authenticated, so the tenant existed a moment ago
             raise UnknownProfile("tenant no longer exists")
-        tenant, live = locked
+        # The count is its own statement: under READ COMMITTED a statement's snapshot is
+        # taken before it waits for the lock, so counting in the locking statement would
+        # miss the sessions admitted by whoever held the lock before us.
+        live = await sessions.count_live(tenant_id)
         if live >= tenant.max_concurrent_sessions:
             raise TenantConcurrencyLimit(
                 f"tenant {tenant_id!r} has {live} of {tenant.max_concurrent_sessions} "
@@ -237,41 +250,44 @@ class StartSaga:
                 headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
                 limit=tenant.max_concurrent_sessions,
             )
-        name = body.profile if body.profile is not None else tenant.default_profile
+        name = tenant.profile_name
         if name is None:
             raise ProfileRequired(
                 "the request names no profile and the tenant has no default_profile"
             )
-        stored = await TenantRepository(db).get_profile(tenant_id, name)
-        if stored is None:
+        if tenant.profile_config is None:
             raise UnknownProfile(f"unknown profile {name!r}", profile=name)
-        resolution = resolve(Profile.model_validate(stored.config), body, profile_name=name)
-        plan = _plan(resolution, session_id)
-        row = Session(
-            id=session_id,
-            tenant_id=tenant_id,
-            profile=name,
-            state=State.ADMITTED,
-            strategy=resolution.strategy,
-            strategy_reason=resolution.strategy_reason,
-            cleanup=Cleanup.NOT_NEEDED,
-            pal_id=resolution.pal_id,
-            pal_ephemeral=resolution.strategy == "ephemeral",
-            external_ref=body.external_ref,
-            idempotency_key=key,
-            request=body.model_dump(mode="json", exclude_unset=True),
-            resolved=plan,
-            next_check_at=lease_until,
-            claimed_by=self.ctx.instance_id,
+        resolution = resolve(Profile.model_validate(tenant.profile_config), body, profile_name=name)
+        values: dict[str, Any] = {
+            "id": session_id,
+            "tenant_id": tenant_id,
+            "profile": name,
+            "state": State.ADMITTED,
+            "strategy": resolution.strategy,
+            "strategy_reason": resolution.strategy_reason,
+            "cleanup": Cleanup.NOT_NEEDED,
+            "pal_id": resolution.pal_id,
+            "pal_ephemeral": resolution.strategy == "ephemeral",
+            "external_ref": body.external_ref,
+            "idempotency_key": key,
+            "request": body.model_dump(mode="json", exclude_unset=True),
+            "resolved": _plan(resolution, session_id),
+            "next_check_at": lease_until,
+            "claimed_by": self.ctx.instance_id,
+            "attempts": 0,
+        }
+        created_at, updated_at = await sessions.insert_with_event(
+            values,
+            EventRecord(
+                kind="transition",
+                type="session.admitted",
+                to_state=State.ADMITTED,
+                payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
+            ),
         )
-        await sessions.add(row)
-        await sessions.add_event(
-            session_id,
-            kind="transition",
-            type="session.admitted",
-            to_state=State.ADMITTED,
-            payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
-        )
+        # The row as stored, kept in memory: the saga needs no read before its first call.
+        row = Session(**values, created_at=created_at, updated_at=updated_at)
+        return row, tenant
 
     # --- the saga ----------------------------------------------------------------
 
@@ -283,15 +299,18 @@ class StartSaga:
         The caller holds the session's lease; if it runs out and another process takes
         over, this run stops without writing and says so.
         """
+        return await self._guarded(self._drive(session_id, fresh=fresh))
+
+    async def _guarded(self, run: Awaitable[StartOutcome]) -> StartOutcome:
         try:
-            return await self._drive(session_id, fresh=fresh)
-        except LeaseLost:
+            return await run
+        except LeaseLost as lost:
             return _problem(
                 IdempotencyKeyInFlight(
                     "the session is being finished by another process; retry with the "
                     "same Idempotency-Key or read it with GET /sessions/{id}",
                     headers={"Retry-After": "1"},
-                    session_id=str(session_id),
+                    session_id=str(lost.session_id),
                 )
             )
 
@@ -303,7 +322,10 @@ class StartSaga:
             raise AppError("session vanished during start")
         if row.state not in (State.ADMITTED, State.PAL_CREATED):
             return await self._complete_from_row(row)
-        tavus = self._tavus_for(tenant.tavus_api_key_encrypted)
+        return await self._run(row, tenant.tavus_api_key_encrypted, fresh=fresh)
+
+    async def _run(self, row: Session, tavus_key: bytes | None, *, fresh: bool) -> StartOutcome:
+        tavus = self._tavus_for(tavus_key)
         # A conversation create is only ever sent once the PAL id is stored, so after a
         # PAL step in this run the conversation cannot exist yet.
         conversation_fresh = fresh
@@ -391,29 +413,42 @@ class StartSaga:
         event_payload: dict[str, Any] | None = None,
         **changes: Any,
     ) -> Session:
-        async with self.ctx.sessionmaker.begin() as db:
-            repo = SessionRepository(db)
-            current = await repo.get_for_update(row.id)
-            assert current is not None
-            if current.claimed_by != self.ctx.instance_id:
-                # Our lease ran out and another process took the session over: whatever
-                # we just did on Tavus, it finds by the tag; we must not write over it.
-                raise LeaseLost(row.id)
-            check_move(State(current.state), target)
-            source = current.state
-            current.state = target
-            for name, value in changes.items():
-                setattr(current, name, value)
-            await repo.add_event(
-                current.id,
-                kind="transition",
-                type=f"session.{target}",
-                from_state=source,
-                to_state=target,
-                payload=event_payload or {},
+        """Move ``row`` to ``target`` in one compare-and-set statement, with its event and,
+        once the start is decided, the stored answer to its Idempotency-Key.
+
+        ``row`` is this run's image of the session; it is updated in place on success.
+        """
+        check_move(State(row.state), target)
+        source = row.state
+        moved = _image_after(row, target, changes)
+        response = None
+        if moved.idempotency_key is not None and target not in (State.ADMITTED, State.PAL_CREATED):
+            outcome = outcome_of(moved)
+            response = StoredResponse(
+                moved.tenant_id, moved.idempotency_key, outcome.status_code, outcome.body
             )
-            await self._complete_idempotency_if_final(db, current)
-        return current
+        async with self.ctx.autocommit() as db:
+            updated_at = await SessionRepository(db).move(
+                row.id,
+                owner=self.ctx.instance_id,
+                lease_until=row.next_check_at,
+                from_states=sources_of(target),
+                values={"state": target, **changes},
+                event=EventRecord(
+                    kind="transition",
+                    type=f"session.{target}",
+                    from_state=source,
+                    to_state=target,
+                    payload=event_payload or {},
+                ),
+                response=response,
+            )
+        if updated_at is None:
+            # Our lease ran out and another process took the session over: whatever we
+            # just did on Tavus, it finds by the tag; we must not write over it.
+            raise LeaseLost(row.id)
+        moved.updated_at = updated_at
+        return moved
 
     async def _record_pal(self, row: Session, pal_id: str) -> Session:
         return await self._transition(
@@ -550,6 +585,17 @@ def outcome_of(row: Session) -> StartOutcome:
 
 class LeaseLost(Exception):
     """Another process took over a session whose lease this one let run out."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        super().__init__(str(session_id))
+        self.session_id = session_id
+
+
+def _image_after(row: Session, target: State, changes: dict[str, Any]) -> Session:
+    """A detached copy of ``row`` with a transition applied, as the database will hold it."""
+    values = {column.key: getattr(row, column.key) for column in Session.__table__.columns}
+    values.update(changes, state=target)
+    return Session(**values)
 
 
 class _Unresolved(Exception):

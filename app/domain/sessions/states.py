@@ -74,6 +74,17 @@ class InvalidTransition(ValueError):
         self.target = target
 
 
+def sources_of(target: State) -> frozenset[State]:
+    """The states from which ``target`` may be reached: the guard of a compare-and-set."""
+    return _SOURCES[target]
+
+
+_SOURCES: dict[State, frozenset[State]] = {
+    target: frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+    for target in State
+}
+
+
 def can_move(current: State, target: State) -> bool:
     return target in TRANSITIONS[current]
 

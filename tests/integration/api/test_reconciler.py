@@ -93,7 +93,7 @@ class TestCrashedStart:
         # Admission happened, then the process "died" before any Tavus call.
         admitted = await saga._admit("acme", SessionCreate(profile="voices"), None)
         assert isinstance(admitted, tuple)
-        session_id, _ = admitted
+        session_id = admitted[0].id
         async with palisade.runtime.sessionmaker.begin() as db:
             await db.execute(
                 update(Session)
