@@ -24,7 +24,7 @@ from app.domain.tenants.schemas import (
     TenantUpdate,
 )
 from app.errors import ValidationFailed
-from app.security.secret_box import SecretBox
+from app.security.secret_box import SecretBox, SecretBoxError
 
 
 class TenantSpec(BaseModel):
@@ -78,6 +78,17 @@ def _tavus_key(spec: TenantSpec) -> str | None:
     return value
 
 
+def _stored_key_differs(box: SecretBox, encrypted: bytes | None, wanted: str | None) -> bool:
+    if encrypted is None:
+        return wanted is not None
+    try:
+        return box.decrypt(encrypted) != wanted
+    except SecretBoxError:
+        # Sealed under an earlier SECRET_KEY: the file's key is stored again under the
+        # current one (or, if the file names none, the unreadable one is dropped).
+        return True
+
+
 def tavus_keys(document: TenantsFile) -> dict[str, str | None]:
     """Each tenant's own Tavus key, read from the variable the file names.
 
@@ -122,12 +133,7 @@ async def apply_tenants(
             patch["name"] = spec.name
         if current.max_concurrent_sessions != spec.max_concurrent_sessions:
             patch["max_concurrent_sessions"] = spec.max_concurrent_sessions
-        stored_key = (
-            box.decrypt(current.tavus_api_key_encrypted)
-            if current.tavus_api_key_encrypted
-            else None
-        )
-        if stored_key != own_key:
+        if _stored_key_differs(box, current.tavus_api_key_encrypted, own_key):
             patch["tavus_api_key"] = own_key
         stored_profiles = {p.name: p.config for p in await repo.profiles(spec.id)}
         wanted_profiles = {

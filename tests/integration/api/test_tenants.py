@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from app.domain.tenants.apply import TenantsFile, apply_tenants
+from app.security.secret_box import SecretBox
 from tests.support.stack import ADMIN_HEADERS, PAL_TEMPLATE, Palisade, SimulatorHandle
 
 
@@ -304,3 +306,30 @@ class TestTavusKeys:
         assert secret.encode() not in stored
         assert palisade.runtime.secret_box.decrypt(stored) == secret
         assert secret not in caplog.text
+
+
+class TestApplyAfterSecretKeyChange:
+    async def test_apply_reseals_a_key_stored_under_an_earlier_secret_key(
+        self, palisade: Palisade, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ACME_TAVUS_KEY", "tavus-key-of-acme")
+        document = TenantsFile.model_validate(
+            {"tenants": [{"id": "acme", "name": "Acme", "tavus_api_key_env": "ACME_TAVUS_KEY"}]}
+        )
+        old_box, new_box = (
+            SecretBox("an earlier secret key " * 2),
+            SecretBox("the current one " * 3),
+        )
+        pals = palisade.runtime.pals
+        async with palisade.runtime.sessionmaker.begin() as db:
+            [created] = await apply_tenants(db, document, box=old_box, pals=pals)
+        async with palisade.runtime.sessionmaker.begin() as db:
+            [resealed] = await apply_tenants(db, document, box=new_box, pals=pals)
+        async with palisade.runtime.sessionmaker.begin() as db:
+            [again] = await apply_tenants(db, document, box=new_box, pals=pals)
+        assert (created.action, resealed.action, again.action) == (
+            "created",
+            "updated",
+            "unchanged",
+        )
+        assert resealed.changes == ["tavus_api_key"]
