@@ -7,7 +7,7 @@ request, which matters on a small machine where loaders and simulator share core
 Each "session" is the mix Palisade produces: create PAL, create conversation, get
 conversation, end conversation, delete PAL. Prints requests/s and the simulator's own CPU use.
 
-    .venv/bin/python bench/simulator_throughput.py --requests 60000 --loaders 3
+    .venv/bin/python -m bench.simulator_throughput --requests 60000 --loaders 3
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import socket
-import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
@@ -26,7 +24,11 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.monitor import ProcessMonitor
+from bench.report import progress
+from bench.stats import percentile
+from tests.support.processes import clean_env, free_port, running, wait_ready
+
 HOST = "127.0.0.1"
 OPS_PER_SESSION = 5
 
@@ -38,23 +40,6 @@ class LoaderResult:
     started: float = 0.0
     finished: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
-
-
-def report(line: str) -> None:
-    sys.stdout.write(line + "\n")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of /proc/<pid>/stat (1-based).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Loader:
@@ -127,36 +112,23 @@ def _loader_main(
     out.put(result)
 
 
-def wait_ready(base_url: str, within_s: float = 20.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/_sim/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("simulator did not become ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=60_000, help="total requests (bound)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound")
     parser.add_argument("--loaders", type=int, default=3, help="load-generator processes")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free loopback port")
     args = parser.parse_args()
 
-    port = args.port or free_port()
+    port = free_port()
     base_url = f"http://{HOST}:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.tavus.simulator", "--host", HOST, "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_ready(base_url)
+    command = [sys.executable, "-m", "app.tavus.simulator", "--host", HOST, "--port", str(port)]
+    with (
+        tempfile.TemporaryDirectory(prefix="palisade-bench-") as tmp,
+        running(command, clean_env(), Path(tmp), log := Path(tmp) / "simulator.log") as server,
+        ProcessMonitor() as monitor,
+    ):
+        wait_ready(f"{base_url}/_sim/healthz", server, log)
+        monitor.watch("simulator", server.pid)
         sessions_per_loader = max(args.requests // OPS_PER_SESSION // args.loaders, 1)
         ctx = mp.get_context("spawn")
         go = ctx.Event()
@@ -171,38 +143,36 @@ def main() -> None:
         for process in loaders:
             process.start()
         time.sleep(1.0)  # let the spawned interpreters finish importing before the clock starts
-        cpu_before = cpu_seconds(server.pid)
+        cpu_before = monitor.cpu_seconds()
         wall_before = time.perf_counter()
         go.set()
         results = [out.get(timeout=args.max_seconds + 60) for _ in loaders]
         wall = time.perf_counter() - wall_before
-        cpu_used = cpu_seconds(server.pid) - cpu_before
+        cpu_used = monitor.cpu_seconds() - cpu_before
         for process in loaders:
             process.join()
-    finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=10)
+        log_tail = log.read_text()[-2000:]
 
     total = sum(r.requests for r in results)
     errors = sum(r.errors for r in results)
     window = max(r.finished for r in results) - min(r.started for r in results)
-    latencies = sorted(x for r in results for x in r.latencies_ms)
-    q = statistics.quantiles(latencies, n=100)
-    report(
+    latencies = [x for r in results for x in r.latencies_ms]
+    p50, p90, p99 = (percentile(latencies, rank) for rank in (50, 90, 99))
+    progress(
         f"simulator {base_url} (1 uvicorn worker), {args.loaders} loader processes "
         "(one keep-alive httpx.HTTPTransport each); per session: pal.create, conversation.create, "
         "conversation.get, conversation.end, pal.delete"
     )
-    report(f"requests:            {total} ({errors} errors) in {window:.2f} s")
-    report(f"throughput:          {total / window:,.0f} requests/s")
-    report(f"latency ms:          p50 {q[49]:.2f}  p90 {q[89]:.2f}  p99 {q[98]:.2f}")
-    report(
+    progress(f"requests:            {total} ({errors} errors) in {window:.2f} s")
+    progress(f"throughput:          {total / window:,.0f} requests/s")
+    progress(f"latency ms:          p50 {p50:.2f}  p90 {p90:.2f}  p99 {p99:.2f}")
+    progress(
         f"simulator CPU:       {cpu_used:.2f} s over {wall:.2f} s wall "
         f"({100 * cpu_used / wall:.0f}% of one core)"
     )
-    report(f"per simulator CPU-s: {total / cpu_used:,.0f} requests")
+    progress(f"per simulator CPU-s: {total / cpu_used:,.0f} requests")
     if errors:
-        sys.stderr.write(stderr.decode(errors="replace")[-2000:])
+        sys.stderr.write(log_tail)
         sys.exit(1)
 
 

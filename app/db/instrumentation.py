@@ -3,8 +3,8 @@
 Set ``PALISADE_COUNT_DB_ROUND_TRIPS`` to a file path and every engine opened by
 ``open_runtime`` counts what it sends to PostgreSQL; when the engine is disposed (at
 shutdown) the totals are written to that path as JSON. Unset, nothing is installed and
-nothing is paid. ``bench/session_latency.py`` reads the file. Each process writes the
-whole file, so count with one worker.
+nothing is paid. The benchmark suite (``bench/scenarios/round_trips.py``) reads the file.
+Each process writes the whole file, so count with one worker.
 
 What is counted, as the asyncpg driver sends it:
 

@@ -1,0 +1,1 @@
+"""Palisade's benchmark suite: ``python -m bench.run`` (see docs/benchmarks.md)."""
