@@ -15,6 +15,8 @@ from tests.support.processes import clean_env, free_port, palisade, running, wai
 
 ADMIN_TOKEN = "e2e-admin-token-0123456789"
 SECRET_KEY = "e2e-secret-key-0123456789-0123456789"
+# Palisade's global Tavus key; the simulator makes each key its own account.
+TAVUS_API_KEY = "e2e-tavus-key"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -52,7 +54,7 @@ class PalisadeProcess:
         return clean_env(
             {
                 "DATABASE_URL": self.database_url,
-                "TAVUS_API_KEY": "e2e-tavus-key",
+                "TAVUS_API_KEY": TAVUS_API_KEY,
                 "TAVUS_BASE_URL": self.simulator_url,
                 "PUBLIC_BASE_URL": self.url,
                 "ADMIN_TOKEN": ADMIN_TOKEN,
@@ -86,7 +88,7 @@ def make_tenant(
     """A tenant with a reuse and an ephemeral profile; returns (api key, persistent PAL)."""
     pal = httpx.post(
         f"{simulator_url}/v2/pals",
-        headers={"x-api-key": "e2e-tavus-key"},
+        headers={"x-api-key": TAVUS_API_KEY},
         json={"pal_name": "Persistent", "default_face_id": "r1", "system_prompt": "hi"},
         timeout=10,
     ).json()["pal_id"]

@@ -1,0 +1,55 @@
+"""The run's tenants, created over the admin API like an operator would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from tests.chaos.plan import FACE_ID, TENANTS, profiles
+from tests.chaos.stack import Stack
+from tests.support.cluster import TAVUS_API_KEY, admin
+
+
+@dataclass(frozen=True)
+class Tenants:
+    api_keys: dict[str, str]
+    persistent_pals: frozenset[str]
+
+
+def provision(stack: Stack) -> Tenants:
+    """Each tenant gets a persistent PAL on its Tavus account, one profile per strategy
+    and an API key."""
+    admin_url = stack.replicas[0].url
+    api_keys: dict[str, str] = {}
+    persistent: set[str] = set()
+    for tenant in TENANTS:
+        created_pal = httpx.post(
+            f"{stack.simulator_url}/v2/pals",
+            headers={"x-api-key": tenant.own_tavus_key or TAVUS_API_KEY},
+            json={
+                "pal_name": f"{tenant.id} persistent coach",
+                "default_face_id": FACE_ID,
+                "system_prompt": "You are a patient coach.",
+            },
+            timeout=10,
+        )
+        created_pal.raise_for_status()
+        pal_id: str = created_pal.json()["pal_id"]
+        persistent.add(pal_id)
+        body = {
+            "id": tenant.id,
+            "name": f"Chaos tenant {tenant.id}",
+            "max_concurrent_sessions": tenant.cap,
+            "tavus_api_key": tenant.own_tavus_key,
+            "profiles": profiles(pal_id),
+            "default_profile": "reuse",
+        }
+        created = admin(admin_url, "POST", "/tenants", json=body)
+        if created.status_code != 201:
+            raise RuntimeError(f"creating tenant {tenant.id}: {created.text}")
+        key = admin(admin_url, "POST", f"/tenants/{tenant.id}/api-keys", json={})
+        if key.status_code != 201:
+            raise RuntimeError(f"creating an API key for {tenant.id}: {key.text}")
+        api_keys[tenant.id] = key.json()["key"]
+    return Tenants(api_keys, frozenset(persistent))
