@@ -97,7 +97,7 @@ async def open_runtime(
             tick=timedelta(seconds=settings.reconciler_tick_seconds),
             lease=timedelta(seconds=settings.start_lease_seconds),
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
-            end_recheck=timedelta(seconds=min(15.0, settings.poll_interval_seconds)),
+            end_recheck=settings.end_recheck,
             backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
         ),
     )

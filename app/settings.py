@@ -6,6 +6,7 @@ The six variables of the product contract keep their plain names (``DATABASE_URL
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,8 @@ MIN_SECRET_KEY_LENGTH = 32
 # With no TAVUS_API_KEY, Palisade talks to its own Tavus simulator (started by `serve`).
 SIMULATOR_DEFAULT_URL = "http://127.0.0.1:8100"
 SIMULATOR_API_KEY = "palisade-simulator"
+# An ended conversation is confirmed on Tavus at least this often until a webhook says so.
+END_RECHECK_MAX_SECONDS = 15.0
 
 
 class Mode(StrEnum):
@@ -165,6 +168,12 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.mode is Mode.DEV
+
+    @property
+    def end_recheck(self) -> timedelta:
+        """How long after asking Tavus to end a conversation Palisade checks that it did,
+        when no shutdown webhook has come (and again at this pace until it has)."""
+        return timedelta(seconds=min(END_RECHECK_MAX_SECONDS, self.poll_interval_seconds))
 
     @property
     def uses_embedded_database(self) -> bool:

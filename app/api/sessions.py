@@ -123,6 +123,7 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
         parsed,
         tavus=runtime.tavus,
         secret_box=runtime.secret_box,
+        confirm_after=runtime.settings.end_recheck,
     )
 
 

@@ -27,9 +27,6 @@ from app.tavus.errors import TavusError, TavusNotFound
 
 logger = logging.getLogger(__name__)
 
-# After asking Tavus to end a conversation, when to check that it did if no webhook came.
-END_CONFIRMATION_DELAY = timedelta(seconds=30)
-
 
 def parse_session_id(raw: str) -> uuid.UUID:
     try:
@@ -82,10 +79,12 @@ async def end_session(
     *,
     tavus: TavusClient,
     secret_box: SecretBox,
+    confirm_after: timedelta,
 ) -> SessionPublic:
     """Ask for the end of a session; idempotent. Moves an active session to ``ending``
     (stored before Tavus is called), then ends the conversation on Tavus. The shutdown
-    webhook or the reconciler moves it to ``ended`` and cleans up."""
+    webhook or the reconciler (``confirm_after`` from now, if no webhook has come) moves
+    it to ``ended`` and cleans up."""
     now = datetime.now(UTC)
     async with sessionmaker.begin() as db:
         repo = SessionRepository(db)
@@ -103,7 +102,7 @@ async def end_session(
         row.state = State.ENDING
         row.ending_at = now
         row.end_reason = "ended_by_client"
-        row.next_check_at = now + END_CONFIRMATION_DELAY
+        row.next_check_at = now + confirm_after
         await repo.add_event(
             row.id,
             kind="transition",

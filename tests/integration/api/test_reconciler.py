@@ -50,6 +50,23 @@ class TestDeadline:
         assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
 
 
+class TestExplicitEnd:
+    async def test_an_end_whose_webhook_is_lost_is_confirmed_after_the_poll_interval(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_POLL_INTERVAL_SECONDS=0.2)
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault("webhook", DropFault())
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        ending = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
+        assert ending.json()["status"] == "ending"
+        # Confirmed at the operator's pace (wait_status gives up after 15 s), not after a
+        # fixed half minute.
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "ended_by_client"
+        assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
+
+
 class TestCleanupRetries:
     async def test_pal_deletion_is_retried_until_tavus_confirms(
         self, palisade: Palisade, simulator: SimulatorHandle
