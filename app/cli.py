@@ -322,7 +322,7 @@ def simulator(
 
 @cli.command()
 def worker() -> None:
-    """Run only the background work (reconciler and periodic sweep), no HTTP API."""
+    """Run only the background work (reconciler, warm pools, periodic sweep), no HTTP API."""
     settings = load_settings()
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)

@@ -26,13 +26,17 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def background_work(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the reconciler and the periodic orphan sweep beside the API; on shutdown
-    stop claiming, let in-flight Tavus calls finish within a bound, release claims."""
+    """Run the reconciler, the warm pool's refill and the periodic orphan sweep beside
+    the API; on shutdown stop claiming, let in-flight Tavus calls finish within a bound,
+    release claims."""
     if not runtime.settings.reconciler or runtime.reconciler is None:
         yield
         return
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(runtime.reconciler.run(stop), name="reconciler")]
+    tasks = [
+        asyncio.create_task(runtime.reconciler.run(stop), name="reconciler"),
+        asyncio.create_task(runtime.warm_pool.run(stop), name="warm-pool"),
+    ]
     if runtime.settings.sweep_interval_seconds > 0:
         tasks.append(asyncio.create_task(periodic_sweep(runtime, stop), name="sweep"))
     try:

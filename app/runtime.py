@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from app.db.instrumentation import count_round_trips_if_enabled
+from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.pals import TavusPalDirectory
@@ -39,6 +40,7 @@ class Runtime:
     pals: TavusPalDirectory
     start_saga: StartSaga
     reconciler: Reconciler | None
+    warm_pool: WarmPool
 
 
 def instance_id() -> str:
@@ -72,6 +74,18 @@ async def open_runtime(
     owner = instance_id()
     secret_box = SecretBox(settings.secret_key_value)
     webhook_tokens = WebhookTokens(settings.secret_key_value)
+    warm_pool = WarmPool(
+        sessionmaker,
+        tavus,
+        secret_box,
+        owner,
+        WarmPoolConfig(
+            tick=timedelta(seconds=settings.pool_tick_seconds),
+            lease=timedelta(seconds=settings.start_lease_seconds),
+            max_pals_per_tenant=settings.pool_max_pals_per_tenant,
+            backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
+        ),
+    )
     start_saga = StartSaga(
         StartContext(
             sessionmaker=sessionmaker,
@@ -85,6 +99,7 @@ async def open_runtime(
             deadline_grace=timedelta(seconds=settings.deadline_grace_seconds),
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
+            warm_pool=warm_pool,
         )
     )
     reconciler = Reconciler(
@@ -114,6 +129,7 @@ async def open_runtime(
             pals=TavusPalDirectory(tavus),
             start_saga=start_saga,
             reconciler=reconciler,
+            warm_pool=warm_pool,
         )
     finally:
         await http.aclose()

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: Annotated[
         int, Field(ge=24, le=24 * 30, validation_alias=_env("PALISADE_IDEMPOTENCY_TTL_HOURS"))
     ] = 24
+    pool_tick_seconds: Annotated[
+        float, Field(gt=0, le=60, validation_alias=_env("PALISADE_POOL_TICK_SECONDS"))
+    ] = 2.0
+    pool_max_pals_per_tenant: Annotated[
+        int,
+        Field(ge=0, le=100_000, validation_alias=_env("PALISADE_POOL_MAX_PALS_PER_TENANT")),
+    ] = 50
     migrations_dir: Annotated[
         Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
     ] = None

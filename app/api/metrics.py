@@ -14,4 +14,5 @@ router = APIRouter(tags=["operations"])
 @router.get("/metrics", include_in_schema=False)
 async def scrape(runtime: RuntimeDep) -> Response:
     await metrics.refresh_session_gauges(runtime.sessionmaker)
+    await metrics.refresh_pool_gauges(runtime.sessionmaker)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -38,6 +38,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.repositories.pool import PoolRepository
 from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions.states import Status, status_of
 from app.observability.logging import get_logger
@@ -247,6 +248,30 @@ def reconciler_cycle(tick: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T
     return timed
 
 
+# --- warm pool -----------------------------------------------------------------------------
+
+WARM_POOL_CLAIMS = Counter(
+    "palisade_warm_pool_claims",
+    "Ephemeral starts under a profile with a warm pool: hit (a pooled PAL was taken) or "
+    "miss (none matched; the start created its own PAL).",
+    ["tenant", "profile", "outcome"],
+)
+WARM_POOL_REFILL_DURATION = Histogram(
+    "palisade_warm_pool_refill_duration_seconds",
+    "One pooled PAL made: from sending its create to Tavus to recording it ready.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+)
+
+
+def warm_pool_claim(tenant: str, profile: str, *, hit: bool) -> None:
+    """Count one start under a pooled profile: did it take a pooled PAL?"""
+    WARM_POOL_CLAIMS.labels(tenant, profile, "hit" if hit else "miss").inc()
+
+
+def warm_pool_refilled(seconds: float) -> None:
+    WARM_POOL_REFILL_DURATION.observe(seconds)
+
+
 # --- read from the database at scrape time -------------------------------------------------
 
 # Terminal sessions are counted over a window: the whole history would grow without bound.
@@ -272,6 +297,39 @@ CLEANUP_OLDEST_PENDING = Gauge(
     "Age of the oldest owed PAL cleanup, since its session ended (0 when none).",
     multiprocess_mode="mostrecent",
 )
+
+
+WARM_POOL_PALS = Gauge(
+    "palisade_warm_pool_pals",
+    "Warm-pool PALs by tenant, profile and state: creating, ready (what starts can take) "
+    "and deleting (expired or no longer wanted, until Tavus confirms).",
+    ["tenant", "profile", "state"],
+    multiprocess_mode="mostrecent",
+)
+WARM_POOL_STATES = ("creating", "ready", "deleting")
+# Series this process has written: one that disappears (a pool removed) is set to 0.
+_pool_series: set[tuple[str, str, str]] = set()
+
+
+async def refresh_pool_gauges(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Read the pool gauge from the database (NaN when it does not answer in time)."""
+    try:
+        async with asyncio.timeout(STATS_TIMEOUT_SECONDS), sessionmaker() as db:
+            repo = PoolRepository(db)
+            counts = await repo.counts()
+            pooled = await repo.pooled_profile_names()
+    except Exception as exc:
+        logger.warning("pool gauges unavailable", error=type(exc).__name__)
+        for series in _pool_series:
+            WARM_POOL_PALS.labels(*series).set(math.nan)
+        return
+    current = {(t, p, state): 0 for t, p in pooled for state in WARM_POOL_STATES}
+    current.update(counts)
+    for series in _pool_series - set(current):
+        WARM_POOL_PALS.labels(*series).set(0)
+    for series, count in current.items():
+        WARM_POOL_PALS.labels(*series).set(count)
+    _pool_series.update(current)
 
 
 async def refresh_session_gauges(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

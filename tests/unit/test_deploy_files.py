@@ -55,6 +55,7 @@ HISTOGRAMS = frozenset(
         "palisade_tavus_request_duration_seconds",
         "palisade_webhook_lag_seconds",
         "palisade_reconciler_cycle_duration_seconds",
+        "palisade_warm_pool_refill_duration_seconds",
     }
 )
 COUNTERS = frozenset(
@@ -63,6 +64,7 @@ COUNTERS = frozenset(
         "palisade_tavus_errors_total",
         "palisade_sweep_orphans_found_total",
         "palisade_sweep_orphans_removed_total",
+        "palisade_warm_pool_claims_total",
     }
 )
 GAUGES = frozenset(
@@ -71,6 +73,7 @@ GAUGES = frozenset(
         "palisade_cleanup_backlog",
         "palisade_cleanup_oldest_pending_seconds",
         "palisade_reconciler_last_success_timestamp_seconds",
+        "palisade_warm_pool_pals",
     }
 )
 METRICS = HISTOGRAMS | COUNTERS | GAUGES
@@ -90,6 +93,9 @@ LABELS: dict[str, frozenset[str]] = {
     "palisade_sessions": frozenset({"status"}),
     "palisade_cleanup_backlog": frozenset(),
     "palisade_cleanup_oldest_pending_seconds": frozenset(),
+    "palisade_warm_pool_pals": frozenset({"tenant", "profile", "state"}),
+    "palisade_warm_pool_claims_total": frozenset({"tenant", "profile", "outcome"}),
+    "palisade_warm_pool_refill_duration_seconds": frozenset(),
 }
 # Attached by Prometheus to every scraped series.
 TARGET_LABELS = frozenset({"instance", "job", "namespace", "pod"})

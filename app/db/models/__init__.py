@@ -1,7 +1,16 @@
 """ORM models, one module per aggregate. Importing this package registers every table."""
 
 from app.db.models.idempotency import IdempotencyRecord
+from app.db.models.pool import PooledPal
 from app.db.models.session import Session, SessionEvent
 from app.db.models.tenant import Profile, Tenant, TenantApiKey
 
-__all__ = ["IdempotencyRecord", "Profile", "Session", "SessionEvent", "Tenant", "TenantApiKey"]
+__all__ = [
+    "IdempotencyRecord",
+    "PooledPal",
+    "Profile",
+    "Session",
+    "SessionEvent",
+    "Tenant",
+    "TenantApiKey",
+]

@@ -15,6 +15,7 @@ TERMINAL_STATES_SQL = "state IN ('ended', 'failed')"
 # Sessions that are over and still owe the deletion of their ephemeral PAL. (A live
 # ephemeral session is `pending` too, but nothing is owed while its PAL is in use.)
 CLEANUP_BACKLOG_SQL = f"cleanup = 'pending' AND {TERMINAL_STATES_SQL}"
+EPHEMERAL_PAL_SQL = "pal_ephemeral"
 
 
 class Session(TimestampsMixin, Base):
@@ -58,6 +59,13 @@ class Session(TimestampsMixin, Base):
             "ix_session_cleanup_backlog",
             "ended_at",
             postgresql_where=text(CLEANUP_BACKLOG_SQL),
+        ),
+        # The orphan sweep finds the session holding a warm-pool PAL by the PAL's id
+        # (its name carries the pool's tag, not the session's).
+        Index(
+            "ix_session_ephemeral_pal_id",
+            "pal_id",
+            postgresql_where=text(EPHEMERAL_PAL_SQL),
         ),
     )
 

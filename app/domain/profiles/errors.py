@@ -33,6 +33,9 @@ PROPERTY_CAP_EXCEEDED: Final = "property_cap_exceeded"
 PROPERTY_OUT_OF_RANGE: Final = "property_out_of_range"
 INVALID_PROFILE_NAME: Final = "invalid_profile_name"
 OVERRIDES_TOO_DEEP: Final = "overrides_too_deep"
+# Save-time codes of a warm pool's variants, found by resolving each like a session.
+WARM_POOL_VARIANT_INVALID: Final = "warm_pool_variant_invalid"
+WARM_POOL_VARIANT_DUPLICATE: Final = "warm_pool_variant_duplicate"
 
 #: Codes raised by our own validators; they pass through :func:`validation_problems`.
 OWN_CODES: Final = frozenset(
@@ -45,6 +48,8 @@ OWN_CODES: Final = frozenset(
         PROPERTY_OUT_OF_RANGE,
         INVALID_PROFILE_NAME,
         OVERRIDES_TOO_DEEP,
+        WARM_POOL_VARIANT_INVALID,
+        WARM_POOL_VARIANT_DUPLICATE,
     }
 )
 

@@ -19,9 +19,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -144,6 +146,50 @@ class ProfileConversation(_Model):
     properties: ConversationProperties = Field(default_factory=ConversationProperties)
 
 
+#: PALs kept ready per pool key (the template, each variant).
+WARM_POOL_MAX_SIZE: Final = 20
+#: Declared override variants per profile.
+WARM_POOL_MAX_VARIANTS: Final = 20
+#: Accepted range (inclusive, seconds) of a pooled PAL's lifetime.
+WARM_POOL_TTL_RANGE: Final = (60, 86_400)
+DEFAULT_WARM_POOL_SIZE: Final = 1
+DEFAULT_WARM_POOL_TTL: Final = 3600
+
+PoolSize = Annotated[int, Field(ge=0, le=WARM_POOL_MAX_SIZE)]
+PoolTtl = Annotated[int, Field(ge=WARM_POOL_TTL_RANGE[0], le=WARM_POOL_TTL_RANGE[1])]
+
+
+class WarmPoolVariant(_Model):
+    """A set of overrides a product sends often (one of its voices, say), kept warm too.
+
+    ``overrides`` is exactly what a session would send; the pooled PAL's body is resolved
+    from it by the same code as a session's (:func:`~app.domain.profiles.resolution.
+    resolve`), so a session sending these overrides finds it.
+    """
+
+    name: ProfileName
+    overrides: dict[str, Any]
+    #: PALs kept ready for this variant; the pool's ``size`` when unset.
+    size: PoolSize | None = None
+
+
+class WarmPool(_Model):
+    """PALs created ahead of time, so that an ephemeral start only creates the
+    conversation. Ignored under ``reuse``.
+
+    Under ``ephemeral`` the template itself is a pool key, kept at ``size``; under
+    ``auto`` it is not (a session without overrides reuses ``pal_id``). Each variant is
+    a key of its own.
+    """
+
+    size: PoolSize = DEFAULT_WARM_POOL_SIZE
+    #: A pooled PAL unused for this long is deleted (and replaced).
+    ttl_seconds: PoolTtl = DEFAULT_WARM_POOL_TTL
+    variants: Annotated[list[WarmPoolVariant], Field(max_length=WARM_POOL_MAX_VARIANTS)] = Field(
+        default_factory=list
+    )
+
+
 class Profile(_Model):
     """A tenant's policy for running sessions: which strategy, which PAL, what may vary.
 
@@ -166,6 +212,17 @@ class Profile(_Model):
     allowed_overrides: list[str] = Field(default_factory=list)
     conversation: ProfileConversation = Field(default_factory=ProfileConversation)
     caps: PropertyCaps = Field(default_factory=PropertyCaps)
+    #: Optional: ephemeral PALs kept ready ahead of sessions (docs/profiles.md §8).
+    warm_pool: WarmPool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_pool(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A profile without a pool is stored exactly as before pools existed, so that
+        # re-applying an unchanged tenants file still changes nothing.
+        data: dict[str, Any] = handler(self)
+        if self.warm_pool is None:
+            data.pop("warm_pool", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -271,6 +328,10 @@ class Profile(_Model):
 def validate_profile(name: str, data: Any) -> Profile:
     """Validate a profile as saved under ``name``; raise ``InvalidProfile`` on failure.
 
+    Beyond :meth:`Profile.model_validate`, each warm-pool variant is resolved as a
+    session sending its overrides would be (``warm_pool_variant_invalid``,
+    ``warm_pool_variant_duplicate``).
+
     ``InvalidProfile.extra`` holds ``profile`` (the name) and ``errors``: every problem as
     ``{"loc", "code", "msg"}`` with ``loc`` relative to the profile.
     """
@@ -288,13 +349,22 @@ def validate_profile(name: str, data: Any) -> Profile:
             ],
         )
     try:
-        return Profile.model_validate(data)
+        profile = Profile.model_validate(data)
     except ValidationError as exc:
         raise errors.InvalidProfile(
             f"profile {name!r} failed validation",
             profile=name,
             errors=errors.validation_problems(exc),
         ) from exc
+    # Variants are resolved like a session's request, which needs the whole profile.
+    from app.domain.profiles.warm_pool import warm_pool_problems
+
+    problems = warm_pool_problems(profile, name)
+    if problems:
+        raise errors.InvalidProfile(
+            f"profile {name!r} failed validation", profile=name, errors=problems
+        )
+    return profile
 
 
 def _line(

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,6 +56,9 @@ from app.security.tokens import WebhookTokens
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusConcurrencyLimit, TavusError, TavusNotFound
 from app.tavus.models import Conversation, ConversationCreate, PalCreate
+
+if TYPE_CHECKING:
+    from app.domain.pool.refill import WarmPool
 
 T = TypeVar("T")
 
@@ -104,6 +107,8 @@ class StartContext:
     idempotency_ttl: timedelta
     # When the reconciler first checks an active session on Tavus (lost webhooks).
     poll_interval: timedelta = timedelta(seconds=60)
+    # PALs made ahead of time (app/domain/pool); None: every ephemeral start makes one.
+    warm_pool: WarmPool | None = None
 
 
 def request_fingerprint(body: SessionCreate) -> str:
@@ -330,6 +335,12 @@ class StartSaga:
         # PAL step in this run the conversation cannot exist yet.
         conversation_fresh = fresh
         try:
+            if fresh and row.strategy == "ephemeral" and self.ctx.warm_pool is not None:
+                # A warm-pool hit hands the row back pal_created with the pooled PAL.
+                pooled = await self.ctx.warm_pool.claim(
+                    row, self.ctx.instance_id, lease=self.ctx.start_lease
+                )
+                row = pooled or row
             if row.state == State.ADMITTED and row.strategy == "ephemeral":
                 pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
                 crashpoints.reach("start.pal_created_not_recorded")

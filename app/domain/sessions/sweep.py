@@ -7,6 +7,12 @@ database does not know. It never touches an object without a Palisade tag, a PAL
 profile uses as its persistent PAL, or anything of a session still running or whose
 cleanup the reconciler is already retrying.
 
+Warm-pool PALs carry a pool tag instead (``(palisade pool <uuid>)``, see ``tags.py``),
+which they keep once a session takes them. Such a PAL is kept while its pool row exists
+(the pool deletes its own), then judged like any ephemeral PAL by the session holding its
+``pal_id``; with neither, it is an orphan (e.g. a pool create whose answer was lost and
+whose lookup did not see it yet).
+
 Caveat: two Palisade deployments sharing one Tavus account would each see the other's
 sessions as unknown; give each deployment its own Tavus key.
 """
@@ -21,7 +27,8 @@ from typing import Literal
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import Profile, Session, Tenant
+from app.db.models import PooledPal, Profile, Session, Tenant
+from app.db.repositories.pool import PoolRepository
 from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions import tags
 from app.domain.sessions.states import Cleanup, is_terminal
@@ -111,6 +118,14 @@ def _decide_pal(session: Session | None, pal_id: str) -> str:
     return "delete"
 
 
+def _decide_pooled_pal(pooled: PooledPal | None, holder: Session | None, pal_id: str) -> str:
+    if pooled is not None:
+        return "keep: pooled"
+    if holder is not None:
+        return _decide_pal(holder, pal_id)
+    return "delete"
+
+
 def _decide_conversation(session: Session | None) -> str:
     if session is None or is_terminal(session.state):
         return "end"
@@ -181,7 +196,18 @@ async def _sweep_account(
         )
         if sid is not None
     }
+    pool_ids = {pid for pid in (tags.pool_id_from_name(p.pal_name) for p in pals) if pid}
     async with sessionmaker() as db:
+        # Pool rows before the sessions holding pool PALs: a start moves a PAL from the
+        # one to the other in one transaction, so read in this order it is seen in one
+        # of them at least, never in neither.
+        pooled = await PoolRepository(db).get_many(pool_ids)
+        taken = [
+            p.pal_id
+            for p in pals
+            if (pool_id := tags.pool_id_from_name(p.pal_name)) is not None and pool_id not in pooled
+        ]
+        holders = await PoolRepository(db).sessions_holding(taken)
         sessions = await SessionRepository(db).get_many(ids)
 
     # Conversations first: a PAL is only removed once nothing can still be using it.
@@ -209,14 +235,22 @@ async def _sweep_account(
 
     for pal in pals:
         sid = tags.session_id_from_name(pal.pal_name)
-        if sid is None:
+        pool_id = tags.pool_id_from_name(pal.pal_name)
+        if sid is None and pool_id is None:
             continue  # not Palisade's
+        if pool_id is not None:
+            holder = holders.get(pal.pal_id)
+            sid = holder.id if holder is not None else None
         if pal.pal_id in persistent:
             report.actions.append(
                 SweepAction("pal", pal.pal_id, pal.pal_name, sid, "keep: persistent")
             )
             continue
-        decision = _decide_pal(sessions.get(sid), pal.pal_id)
+        if pool_id is not None:
+            decision = _decide_pooled_pal(pooled.get(pool_id), holders.get(pal.pal_id), pal.pal_id)
+        else:
+            assert sid is not None
+            decision = _decide_pal(sessions.get(sid), pal.pal_id)
         action = SweepAction("pal", pal.pal_id, pal.pal_name, sid, decision)
         report.actions.append(action)
         if decision == "delete" and not dry_run:

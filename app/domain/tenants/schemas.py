@@ -23,7 +23,7 @@ TavusApiKey = Annotated[SecretStr, Field(min_length=1, max_length=256)]
 
 PROFILE_DESCRIPTION = (
     "Profiles by name; see docs/profiles.md for the format (strategy, pal_id, pal_template, "
-    "allowed_overrides, conversation, caps)."
+    "allowed_overrides, conversation, caps, warm_pool)."
 )
 MAX_PROFILES = 100
 

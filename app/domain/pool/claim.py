@@ -1,0 +1,79 @@
+"""A start takes a pooled PAL: one transaction moves the PAL from the pool to the session.
+
+The start computes the fingerprint of the PAL body it planned at admission
+(``resolved["pal_body"]``, tagged with the session's tag, which the fingerprint leaves
+out). If a ready PAL of that body is pooled for the session's tenant, profile and Tavus
+account, one transaction
+
+* deletes its pool row (``FOR UPDATE SKIP LOCKED``: concurrent starts never take the
+  same row and never wait for each other),
+* moves the session ``admitted → pal_created`` with that ``pal_id`` and
+  ``cleanup = pending``, only while this process still holds the session's lease,
+* and records the transition with ``source: "warm_pool"``.
+
+So at every instant the PAL belongs to exactly one of the pool or the session, whatever
+crashes: from there on it is an ephemeral PAL like any other, deleted when its session
+ends. Anything else (no matching PAL, pool empty) returns None at once, and the start
+creates its PAL as it always did.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Session
+from app.db.repositories.pool import PoolRepository
+from app.db.repositories.sessions import SessionRepository
+from app.domain.pool.fingerprint import pal_body_fingerprint
+from app.domain.sessions.start import LeaseLost
+from app.domain.sessions.states import State
+
+WARM_POOL_SOURCE = "warm_pool"
+
+
+async def claim_pooled_pal(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    row: Session,
+    instance_id: str,
+    *,
+    lease: timedelta,
+) -> Session | None:
+    """The session moved to ``pal_created`` with a pooled PAL, or None on a miss.
+
+    Raises ``LeaseLost`` (nothing changed) when ``instance_id`` no longer holds the
+    session.
+    """
+    body = row.resolved.get("pal_body")
+    if row.state != State.ADMITTED or not row.pal_ephemeral or not isinstance(body, dict):
+        return None
+    fingerprint = pal_body_fingerprint(body)
+    now = datetime.now(UTC)
+    async with sessionmaker.begin() as db:
+        pool = PoolRepository(db)
+        taken = await pool.take_ready(row.tenant_id, row.profile, fingerprint, now)
+        if taken is None:
+            return None
+        assert taken.pal_id is not None  # every ready row has its PAL
+        moved = await pool.hand_to_session(
+            row.id, taken.pal_id, owner=instance_id, lease_until=now + lease
+        )
+        if moved is None:
+            # Leaving the block with the exception rolls the pool row back.
+            raise LeaseLost(row.id)
+        await SessionRepository(db).add_event(
+            row.id,
+            kind="transition",
+            type=f"session.{State.PAL_CREATED}",
+            from_state=State.ADMITTED,
+            to_state=State.PAL_CREATED,
+            payload={
+                "pal_id": taken.pal_id,
+                "source": WARM_POOL_SOURCE,
+                "pool_id": str(taken.id),
+                "pal_name": taken.pal_name,
+                "variant": taken.variant,
+            },
+        )
+    return moved
