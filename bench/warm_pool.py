@@ -9,9 +9,10 @@ run, the p50 latency of ``POST /sessions`` for
 
 and reports ``p50(pooled hit) / p50(reuse)`` (target: at most 1.1).
 
-Processes, as in ``bench/session_latency.py``: the Tavus simulator with a fixed latency
-fault of ``--tavus-ms`` (150 ms) on every API operation, one ``palisade serve`` in
-production mode on a fresh database, and this script as a one-client load generator
+Processes, as in the benchmark suite (``bench/stack.py``): the Tavus simulator with a
+fixed latency fault of ``--tavus-ms`` (150 ms) on every API operation, one ``palisade
+serve`` in production mode on a fresh database, and this script as a one-client load
+generator
 (keep-alive, a fresh ``Idempotency-Key`` per request). Phases alternate reuse and
 pooled (``--rounds`` pairs of ``--requests`` each). Before each pooled phase the script
 waits until the pool is full; each pooled start is classified as a hit or a miss by the
@@ -19,46 +20,37 @@ name of the PAL it got (a pool PAL carries the pool's tag), and only hits enter 
 pooled p50. Sessions are left running: the simulator's clock runs at 1/100 of real
 time, so no timer fires and no webhook is sent during the run.
 
-    .venv/bin/python bench/warm_pool.py
-    .venv/bin/python bench/warm_pool.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python -m bench.warm_pool
+    .venv/bin/python -m bench.warm_pool --database-url postgresql://postgres@127.0.0.1:5432/postgres
 """
 
 from __future__ import annotations
 
 import argparse
-import secrets
 import shlex
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from session_latency import (
-    HOST,
-    clean_env,
-    database,
-    free_port,
-    machine,
-    palisade_command,
-    report,
-    running,
-    wait_ready,
-)
 
 from app.domain.sessions import tags
 from app.domain.tenants.demo import DEMO_FACE_ID, DEMO_PROMPT
-from app.tavus.simulator.faults import API_OPERATIONS
+from bench import machine
+from bench.database import fresh_database
+from bench.monitor import ProcessMonitor
+from bench.report import progress
+from bench.stack import PROFILE_NAMES, TENANT_ID, Stack, running_stack
 
-TENANT_ID = "bench"
-PROFILES = ("reuse", "pooled")
+# The suite's tenant has a reuse profile; this run adds an ephemeral one with a pool.
+POOLED = "pooled"
+PROFILES = (PROFILE_NAMES["reuse"], POOLED)
 TEMPLATE = {
     "pal_name": "Bench coach",
     "default_face_id": DEMO_FACE_ID,
@@ -77,43 +69,17 @@ class Phase:
     first_error: str | None = None
 
 
-def add_latency(simulator_url: str, ms: float) -> None:
-    rule = {"kind": "latency", "distribution": "fixed", "ms": ms}
-    with httpx.Client(timeout=10) as http:
-        for operation in API_OPERATIONS:
-            http.post(f"{simulator_url}/_sim/faults/{operation}", json=rule).raise_for_status()
-
-
-def set_up_tenant(palisade_url: str, simulator_url: str, env: dict[str, str], size: int) -> str:
-    admin = {"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}
-    with httpx.Client(timeout=30) as http:
-        pal = http.post(
-            f"{simulator_url}/v2/pals",
-            headers={"x-api-key": env["TAVUS_API_KEY"]},
-            json={"pal_name": "Bench persistent", "default_face_id": DEMO_FACE_ID,
-                  "system_prompt": DEMO_PROMPT},
-        )  # fmt: skip
-        pal.raise_for_status()
-        body = {
-            "id": TENANT_ID,
-            "name": "Benchmark",
-            "max_concurrent_sessions": 100_000,
-            "profiles": {
-                "reuse": {"strategy": "reuse", "pal_id": pal.json()["pal_id"]},
-                "pooled": {
-                    "strategy": "ephemeral",
-                    "pal_template": TEMPLATE,
-                    "warm_pool": {"size": size},
-                },
-            },
-        }
-        tenant = http.post(f"{palisade_url}/tenants", headers=admin, json=body)
-        if tenant.status_code != 201:
-            raise RuntimeError(f"tenant creation failed: {tenant.text}")
-        key = http.post(f"{palisade_url}/tenants/{TENANT_ID}/api-keys", headers=admin, json={})
-        key.raise_for_status()
-        api_key: str = key.json()["key"]
-        return api_key
+def add_pooled_profile(stack: Stack, size: int) -> None:
+    admin = {"Authorization": f"Bearer {stack.env['ADMIN_TOKEN']}"}
+    profile = {"strategy": "ephemeral", "pal_template": TEMPLATE, "warm_pool": {"size": size}}
+    answer = httpx.patch(
+        f"{stack.palisade_urls[0]}/tenants/{TENANT_ID}",
+        headers=admin,
+        json={"profiles": {POOLED: profile}},
+        timeout=30,
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"adding the pooled profile failed: {answer.text}")
 
 
 def ready_in_pool(http: httpx.Client) -> float:
@@ -121,7 +87,7 @@ def ready_in_pool(http: httpx.Client) -> float:
         for sample in family.samples:
             if sample.name == "palisade_warm_pool_pals" and sample.labels == {
                 "tenant": TENANT_ID,
-                "profile": "pooled",
+                "profile": POOLED,
                 "state": "ready",
             }:
                 return sample.value
@@ -158,7 +124,7 @@ def run_phase(
 
 
 def classify(phase: Phase, started: list[tuple[float, str]], simulator_url: str) -> None:
-    if phase.profile == "reuse":
+    if phase.profile != POOLED:
         phase.latencies_ms += [ms for ms, _ in started]
         return
     names = {
@@ -190,84 +156,63 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured starts per profile")
     args = parser.parse_args()
     pause_s = args.pause_ms / 1000.0
-    command = shlex.join([".venv/bin/python", "bench/warm_pool.py", *sys.argv[1:]])
+    command = shlex.join([".venv/bin/python", "-m", "bench.warm_pool", *sys.argv[1:]])
     began = time.monotonic()
-    info = machine()
+    host = machine.describe()
+    reuse_name = PROFILE_NAMES["reuse"]
 
-    with tempfile.TemporaryDirectory(prefix="palisade-bench-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        db = stack.enter_context(database(args.database_url, workdir))
-        db_kind = (
-            f"PostgreSQL {db.version} at {urlsplit(args.database_url).netloc} over TCP"
-            if args.database_url
-            else f"embedded PostgreSQL {db.version} over a Unix socket"
-        )
-        report(f"database: {db_kind}")
-        sim_port, palisade_port = free_port(), free_port()
-        sim_log = workdir / "simulator.log"
-        sim_command = [
-            sys.executable, "-m", "app", "simulator", "--host", HOST, "--port", str(sim_port),
-            "--time-scale", "0.01", "--replica-join-delay", "3600",
-        ]  # fmt: skip
-        stack.enter_context(running(sim_command, clean_env({}), sim_log, workdir))
-        simulator_url = f"http://{HOST}:{sim_port}"
-        palisade_url = f"http://{HOST}:{palisade_port}"
-        env = clean_env(
-            {
-                "PALISADE_MODE": "production",
-                "DATABASE_URL": db.url,
-                "TAVUS_API_KEY": secrets.token_urlsafe(24),
-                "TAVUS_BASE_URL": simulator_url,
-                "PUBLIC_BASE_URL": palisade_url,
-                "ADMIN_TOKEN": secrets.token_urlsafe(32),
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "PALISADE_POLL_INTERVAL_SECONDS": "3600",
-            }
-        )
-        wait_ready(f"{simulator_url}/_sim/healthz", sim_log)
-        add_latency(simulator_url, args.tavus_ms)
-        palisade_log = workdir / "palisade.log"
-        stack.enter_context(
-            running(palisade_command(palisade_port, migrate=True), env, palisade_log, workdir)
-        )
-        wait_ready(f"{palisade_url}/readyz", palisade_log)
-        api_key = set_up_tenant(palisade_url, simulator_url, env, args.pool_size)
+    with (
+        tempfile.TemporaryDirectory(prefix="palisade-bench-") as tmp,
+        ProcessMonitor() as monitor,
+        fresh_database(args.database_url, Path(tmp)) as database,
+        running_stack(
+            database,
+            processes=1,
+            sim_latency_ms=args.tavus_ms,
+            workdir=Path(tmp),
+            monitor=monitor,
+        ) as stack,
+    ):
+        progress(f"database: PostgreSQL {database.server_version} ({database.where})")
+        add_pooled_profile(stack, args.pool_size)
         measured = {profile: Phase(profile) for profile in PROFILES}
-        with httpx.Client(base_url=palisade_url, timeout=60) as http:
+        with httpx.Client(base_url=stack.palisade_urls[0], timeout=60) as http:
             for profile in PROFILES:
-                if profile == "pooled":
+                if profile == POOLED:
                     wait_pool_full(http, args.pool_size)
-                run_phase(http, api_key, profile, args.warmup, pause_s)
+                run_phase(http, stack.api_key, profile, args.warmup, pause_s)
             for round_ in range(args.rounds):
                 order = PROFILES if round_ % 2 == 0 else PROFILES[::-1]
                 for profile in order:
-                    if profile == "pooled":
+                    if profile == POOLED:
                         wait_pool_full(http, args.pool_size)
-                    phase, started = run_phase(http, api_key, profile, args.requests, pause_s)
-                    classify(phase, started, simulator_url)
+                    phase, started = run_phase(http, stack.api_key, profile, args.requests, pause_s)
+                    classify(phase, started, stack.simulator_url)
                     total = measured[profile]
                     total.latencies_ms += phase.latencies_ms
                     total.hits += phase.hits
                     total.misses += phase.misses
                     total.errors += phase.errors
                     total.first_error = total.first_error or phase.first_error
-                    report(
+                    progress(
                         f"{profile} round {round_ + 1}: {len(phase.latencies_ms)} measured, "
                         f"p50 {p(phase.latencies_ms, 50):.1f} ms"
                         + (
                             f", {phase.hits} hits / {phase.misses} misses"
-                            if profile == "pooled"
+                            if profile == POOLED
                             else ""
                         )
                         + (f", {phase.errors} errors" if phase.errors else "")
                     )
+        where = f"PostgreSQL {database.server_version} ({database.where})"
 
-    reuse, pooled = measured["reuse"], measured["pooled"]
+    reuse, pooled = measured[reuse_name], measured[POOLED]
     ratio = p(pooled.latencies_ms, 50) / p(reuse.latencies_ms, 50)
     lines = [
         f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {time.monotonic() - began:.0f} s. "
-        f'Machine: {info["nproc"]} cores, "{info["model"]}", {info["memory"]} RAM, '
-        f"Linux {info['kernel']}, CPython {info['python']}, {db_kind}.",
+        f"Machine: {host.cores} cores, {host.cpu_model}, "
+        f"{host.memory_bytes / 2**30:.1f} GiB RAM, {host.kernel}, {host.python}, {where}; "
+        f"load average at start {' / '.join(f'{x:.2f}' for x in host.load_average)}.",
         "",
         f"Command: `{command}`",
         "",
@@ -285,12 +230,12 @@ def main() -> None:
         "",
         f"**p50 ratio, ephemeral with a warm-pool hit / reuse: {ratio:.3f}** (target ≤ 1.1).",
     ]
-    report()
+    progress("")
     for line in lines:
-        report(line)
+        progress(line)
     failed = [m for m in measured.values() if m.errors]
     for m in failed:
-        report(f"errors in {m.profile}: {m.errors}, first: {m.first_error}")
+        progress(f"errors in {m.profile}: {m.errors}, first: {m.first_error}")
     if failed or not pooled.latencies_ms or not reuse.latencies_ms:
         sys.exit(1)
 

@@ -74,30 +74,6 @@ class PoolRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def hand_to_session(
-        self, session_id: uuid.UUID, pal_id: str, *, owner: str, lease_until: datetime
-    ) -> Session | None:
-        """admitted → pal_created with the pooled PAL, only while ``owner`` holds the
-        session; None when it does not (its lease ran out and another process took it)."""
-        statement = (
-            update(Session)
-            .where(
-                Session.id == session_id,
-                Session.claimed_by == owner,
-                Session.state == "admitted",
-            )
-            .values(
-                state="pal_created",
-                pal_id=pal_id,
-                cleanup="pending",
-                next_check_at=lease_until,
-                updated_at=func.now(),
-            )
-            .returning(Session)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.scalars(statement)).one_or_none()
-
     # --- refill ------------------------------------------------------------------------
 
     async def pooled_profiles(self) -> Sequence[tuple[str, str, dict[str, Any]]]:

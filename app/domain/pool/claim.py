@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Session
 from app.db.repositories.pool import PoolRepository
-from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.sessions import EventRecord, SessionRepository
 from app.domain.pool.fingerprint import pal_body_fingerprint
-from app.domain.sessions.start import LeaseLost
-from app.domain.sessions.states import State
+from app.domain.sessions.start import LeaseLost, image_after
+from app.domain.sessions.states import Cleanup, State, check_move, sources_of
 
 WARM_POOL_SOURCE = "warm_pool"
 
@@ -49,6 +49,7 @@ async def claim_pooled_pal(
     if row.state != State.ADMITTED or not row.pal_ephemeral or not isinstance(body, dict):
         return None
     fingerprint = pal_body_fingerprint(body)
+    check_move(State(row.state), State.PAL_CREATED)
     now = datetime.now(UTC)
     async with sessionmaker.begin() as db:
         pool = PoolRepository(db)
@@ -56,24 +57,34 @@ async def claim_pooled_pal(
         if taken is None:
             return None
         assert taken.pal_id is not None  # every ready row has its PAL
-        moved = await pool.hand_to_session(
-            row.id, taken.pal_id, owner=instance_id, lease_until=now + lease
+        changes = {
+            "pal_id": taken.pal_id,
+            "cleanup": Cleanup.PENDING,
+            "next_check_at": now + lease,
+        }
+        updated_at = await SessionRepository(db).move(
+            row.id,
+            owner=instance_id,
+            lease_until=row.next_check_at,
+            from_states=sources_of(State.PAL_CREATED),
+            values={"state": State.PAL_CREATED, **changes},
+            event=EventRecord(
+                kind="transition",
+                type=f"session.{State.PAL_CREATED}",
+                from_state=State.ADMITTED,
+                to_state=State.PAL_CREATED,
+                payload={
+                    "pal_id": taken.pal_id,
+                    "source": WARM_POOL_SOURCE,
+                    "pool_id": str(taken.id),
+                    "pal_name": taken.pal_name,
+                    "variant": taken.variant,
+                },
+            ),
         )
-        if moved is None:
+        if updated_at is None:
             # Leaving the block with the exception rolls the pool row back.
             raise LeaseLost(row.id)
-        await SessionRepository(db).add_event(
-            row.id,
-            kind="transition",
-            type=f"session.{State.PAL_CREATED}",
-            from_state=State.ADMITTED,
-            to_state=State.PAL_CREATED,
-            payload={
-                "pal_id": taken.pal_id,
-                "source": WARM_POOL_SOURCE,
-                "pool_id": str(taken.id),
-                "pal_name": taken.pal_name,
-                "variant": taken.variant,
-            },
-        )
+    moved = image_after(row, State.PAL_CREATED, changes)
+    moved.updated_at = updated_at
     return moved

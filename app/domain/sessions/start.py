@@ -431,7 +431,7 @@ class StartSaga:
         """
         check_move(State(row.state), target)
         source = row.state
-        moved = _image_after(row, target, changes)
+        moved = image_after(row, target, changes)
         response = None
         if moved.idempotency_key is not None and target not in (State.ADMITTED, State.PAL_CREATED):
             outcome = outcome_of(moved)
@@ -602,7 +602,7 @@ class LeaseLost(Exception):
         self.session_id = session_id
 
 
-def _image_after(row: Session, target: State, changes: dict[str, Any]) -> Session:
+def image_after(row: Session, target: State, changes: dict[str, Any]) -> Session:
     """A detached copy of ``row`` with a transition applied, as the database will hold it."""
     values = {column.key: getattr(row, column.key) for column in Session.__table__.columns}
     values.update(changes, state=target)
