@@ -13,6 +13,10 @@ which they keep once a session takes them. Such a PAL is kept while its pool row
 ``pal_id``; with neither, it is an orphan (e.g. a pool create whose answer was lost and
 whose lookup did not see it yet).
 
+A profile check's PAL (``(palisade check <uuid>)``) is deleted by the check itself; one
+left behind (its delete failed) is removed once it is older than ``CHECK_PAL_MAX_AGE``,
+so a check still running is never disturbed.
+
 Caveat: two Palisade deployments sharing one Tavus account would each see the other's
 sessions as unknown; give each deployment its own Tavus key.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select, text
@@ -38,6 +43,9 @@ from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 
 logger = logging.getLogger(__name__)
+
+# A check makes three Tavus calls in one admin request; none lasts anywhere near this.
+CHECK_PAL_MAX_AGE = timedelta(minutes=15)
 
 Kind = Literal["pal", "conversation"]
 
@@ -123,6 +131,12 @@ def _decide_pooled_pal(pooled: PooledPal | None, holder: Session | None, pal_id:
         return "keep: pooled"
     if holder is not None:
         return _decide_pal(holder, pal_id)
+    return "delete"
+
+
+def _decide_check_pal(created_at: datetime | None, now: datetime) -> str:
+    if created_at is None or now - created_at < CHECK_PAL_MAX_AGE:
+        return "keep: profile check may be running"
     return "delete"
 
 
@@ -233,10 +247,12 @@ async def _sweep_account(
             except TavusError as error:
                 action.error = error.message
 
+    now = datetime.now(UTC)
     for pal in pals:
         sid = tags.session_id_from_name(pal.pal_name)
         pool_id = tags.pool_id_from_name(pal.pal_name)
-        if sid is None and pool_id is None:
+        is_check = tags.is_check_pal_name(pal.pal_name)
+        if sid is None and pool_id is None and not is_check:
             continue  # not Palisade's
         if pool_id is not None:
             holder = holders.get(pal.pal_id)
@@ -246,7 +262,9 @@ async def _sweep_account(
                 SweepAction("pal", pal.pal_id, pal.pal_name, sid, "keep: persistent")
             )
             continue
-        if pool_id is not None:
+        if is_check:
+            decision = _decide_check_pal(pal.created_at, now)
+        elif pool_id is not None:
             decision = _decide_pooled_pal(pooled.get(pool_id), holders.get(pal.pal_id), pal.pal_id)
         else:
             assert sid is not None

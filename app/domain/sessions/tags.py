@@ -9,6 +9,10 @@ PAL's name sees that suffix after the template's ``pal_name``.
 A PAL made ahead of time for the warm pool (``app/domain/pool``) carries the id of its
 pool row instead, ``(palisade pool <uuid>)``, and keeps that name when a session takes
 it: the sweep attributes it by its pool row, or by the session holding its ``pal_id``.
+
+A profile check (``app/domain/tenants/check.py``) names its short-lived PAL
+``(palisade check <uuid>)``; it deletes the PAL itself, and the sweep removes one left
+behind once it is older than any check can run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Final
 _UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _TAG: Final = re.compile(rf"\(palisade ({_UUID})\)$")
 _POOL_TAG: Final = re.compile(rf"\(palisade pool ({_UUID})\)$")
+_CHECK_TAG: Final = re.compile(rf"\(palisade check ({_UUID})\)$")
 # Either tag, with the space that joins it to the base name.
 _ANY_TAG: Final = re.compile(rf" \(palisade (?:pool )?{_UUID}\)$")
 DEFAULT_PAL_NAME: Final = "Palisade session"
@@ -47,6 +52,15 @@ def conversation_name(base: str | None, session_id: uuid.UUID) -> str:
 def pool_pal_name(base: str | None, pool_id: uuid.UUID) -> str:
     """The name of a warm-pool PAL: the same base as a session's PAL, another tag."""
     return f"{_base(base, DEFAULT_PAL_NAME)} (palisade pool {pool_id})"
+
+
+def check_pal_name(base: str | None, check_id: uuid.UUID, default: str) -> str:
+    """The name of a profile check's PAL."""
+    return f"{_base(base, default)} (palisade check {check_id})"
+
+
+def is_check_pal_name(name: str | None) -> bool:
+    return bool(name) and _CHECK_TAG.search(name or "") is not None
 
 
 def pal_base_name(name: str | None) -> str:

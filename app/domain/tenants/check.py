@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.repositories.tenants import TenantRepository
 from app.domain.profiles.resolution import resolve
 from app.domain.profiles.schemas import Profile
+from app.domain.sessions import tags
 from app.domain.sessions.schemas import SessionCreate
-from app.domain.sessions.tags import MAX_BASE_LENGTH
 from app.domain.tenants import errors
 from app.errors import UpstreamError
 from app.security.secret_box import SecretBox
@@ -256,8 +256,9 @@ class _Run:
         )
 
     def _name(self, base: object) -> str:
-        text = base.strip()[:MAX_BASE_LENGTH] if isinstance(base, str) else ""
-        return f"{text or DEFAULT_CHECK_NAME} (palisade check {self._check_id})"
+        return tags.check_pal_name(
+            base if isinstance(base, str) else None, self._check_id, DEFAULT_CHECK_NAME
+        )
 
 
 def _describe(exc: ValidationError) -> str:

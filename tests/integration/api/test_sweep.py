@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from app.db.models import Session
+from app.domain.sessions import sweep as sweep_module
 from app.domain.sessions import tags
 from app.domain.sessions.sweep import SweepReport, sweep
 from app.tavus.models import ConversationCreate, PalCreate
@@ -101,3 +104,21 @@ class TestAttribution:
         report = await run(palisade, dry_run=False)
         assert report.removed == []
         assert simulator.sim.conversation(conv.conversation_id).status == "active"
+
+
+class TestProfileCheckPals:
+    async def test_a_check_pal_left_behind_is_removed_once_no_check_can_be_running(
+        self, palisade: Palisade, simulator: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        left = await make_pal(palisade, tags.check_pal_name("Coach", uuid.uuid4(), "Check"))
+
+        young = await run(palisade, dry_run=False)
+        [kept] = [a for a in young.actions if a.object_id == left]
+        assert kept.decision == "keep: profile check may be running"
+        assert simulator.sim.pal(left).deleted_at is None
+
+        # Seen from a sweep that runs after any check would have finished.
+        monkeypatch.setattr(sweep_module, "CHECK_PAL_MAX_AGE", timedelta(0))
+        old = await run(palisade, dry_run=False)
+        assert [(a.object_id, a.done) for a in old.removed] == [(left, True)]
+        assert simulator.sim.pal(left).deleted_at is not None
