@@ -103,6 +103,11 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "The database cannot be reached right now"
+
+
 class UpstreamError(AppError):
     status_code = 502
     code = "upstream_error"

@@ -13,12 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db.errors import CANDIDATES, is_database_unreachable
 from app.domain.profiles.errors import problem_code
-from app.errors import AppError, MalformedBody, ValidationFailed
+from app.errors import AppError, DatabaseUnavailable, MalformedBody, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# A restart or failover of PostgreSQL takes seconds.
+DATABASE_RETRY_AFTER_SECONDS = 1
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -102,8 +105,24 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "internal_error", "Internal error")
 
 
+async def _database_failure(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unreachable(exc):
+        return await _unhandled(request, exc)
+    # A restart or failover, not a bug: one line, no traceback; the client retries.
+    logger.warning("database unreachable: %s", type(exc).__name__)
+    return await _app_error(
+        request,
+        DatabaseUnavailable(
+            "PostgreSQL cannot be reached right now; retry shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        ),
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    for candidate in CANDIDATES:
+        app.add_exception_handler(candidate, _database_failure)
     app.add_exception_handler(Exception, _unhandled)

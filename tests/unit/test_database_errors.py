@@ -1,0 +1,64 @@
+"""A database that cannot be reached is a 503 with Retry-After; any other failure a 500."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+from asyncpg import exceptions as pg
+from sqlalchemy import exc as sa
+from starlette.requests import Request
+
+from app.api.problems import _database_failure
+from app.db.errors import is_database_unreachable
+
+
+def _dbapi(orig: Exception, *, invalidated: bool = False) -> sa.DBAPIError:
+    return sa.DBAPIError("SELECT 1", None, orig, connection_invalidated=invalidated)
+
+
+UNREACHABLE = [
+    pytest.param(ConnectionRefusedError(errno.ECONNREFUSED, "refused"), id="refused"),
+    pytest.param(
+        FileNotFoundError(errno.ENOENT, "No such file", "/run/postgresql/.s.PGSQL.5432"),
+        id="unix-socket-gone",
+    ),
+    pytest.param(sa.TimeoutError("QueuePool limit reached"), id="pool-timeout"),
+    pytest.param(_dbapi(pg.ConnectionDoesNotExistError("closed")), id="connection-lost"),
+    pytest.param(_dbapi(pg.CannotConnectNowError("starting up")), id="server-starting"),
+    pytest.param(_dbapi(ValueError("x"), invalidated=True), id="invalidated"),
+]
+A_BUG = [
+    pytest.param(FileNotFoundError(errno.ENOENT, "No such file", "/etc/palisade.yaml"), id="file"),
+    pytest.param(_dbapi(pg.UniqueViolationError("duplicate key")), id="unique-violation"),
+    pytest.param(ValueError("no"), id="plain"),
+]
+
+
+@pytest.mark.parametrize("error", UNREACHABLE)
+def test_connectivity_failures_are_recognised(error: Exception) -> None:
+    assert is_database_unreachable(error)
+
+
+@pytest.mark.parametrize("error", A_BUG)
+def test_other_failures_are_not(error: Exception) -> None:
+    assert not is_database_unreachable(error)
+
+
+def _request() -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+
+
+async def test_unreachable_is_answered_503_with_retry_after() -> None:
+    response = await _database_failure(_request(), ConnectionRefusedError("refused"))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert json.loads(response.body)["code"] == "database_unavailable"
+
+
+async def test_a_constraint_violation_is_still_a_500() -> None:
+    error = _dbapi(pg.UniqueViolationError("duplicate key"))
+    response = await _database_failure(_request(), error)
+    assert response.status_code == 500
+    assert json.loads(response.body)["code"] == "internal_error"
