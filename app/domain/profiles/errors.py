@@ -21,6 +21,7 @@ from typing import Final, TypedDict
 from pydantic import ValidationError
 
 from app.domain.profiles.paths import FieldProblem
+from app.domain.storable_text import INVALID_CHARACTER
 from app.errors import ValidationFailed
 
 # Save-time codes carried as pydantic error types --------------------------------------
@@ -45,6 +46,7 @@ OWN_CODES: Final = frozenset(
         PROPERTY_OUT_OF_RANGE,
         INVALID_PROFILE_NAME,
         OVERRIDES_TOO_DEEP,
+        INVALID_CHARACTER,
     }
 )
 
