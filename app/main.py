@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
@@ -68,6 +69,11 @@ class PalisadeAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's own error middleware, so that its 500s are observed too.
         return RequestObservability(super().build_middleware_stack(), self._route_templates)
+
+    def openapi(self) -> dict[str, Any]:
+        if not self.openapi_schema:
+            self.openapi_schema = problems.document_problems(super().openapi())
+        return self.openapi_schema
 
     def _route_templates(self) -> list[str]:
         # FastAPI's public view of its routes; cached until the routes change.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
@@ -18,6 +20,14 @@ router = APIRouter(tags=["operations"])
 READINESS_TIMEOUT_SECONDS = 2.0
 
 
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
+    # Set when the schema is behind: the revisions the database has and the code expects.
+    current: list[str] | None = None
+    head: list[str] | None = None
+
+
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -26,7 +36,8 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database is reachable and its schema is at head",
-    responses={503: {"description": "Not ready; `reason` says why"}},
+    response_model=Readiness,
+    responses={503: {"description": "Not ready; `reason` says why", "model": Readiness}},
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     try:

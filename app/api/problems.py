@@ -1,16 +1,21 @@
 """Render every error as RFC 9457 problem details with a stable ``code`` member.
 
-This is the one place where exceptions become HTTP responses.
+This is the one place where exceptions become HTTP responses, and where the OpenAPI
+document learns what those responses look like: routes name their error statuses in
+``responses=`` with a description only, and :func:`document_problems` gives every error
+response the ``application/problem+json`` schema, adding the statuses every operation
+of its kind can answer (401 with credentials, 400/413/422 with a body).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.errors import CANDIDATES, is_database_unreachable
@@ -22,6 +27,32 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # A restart or failover of PostgreSQL takes seconds.
 DATABASE_RETRY_AFTER_SECONDS = 1
+
+
+class ProblemFieldError(BaseModel):
+    """One invalid input: where it is, a stable code, a message (the value is never echoed)."""
+
+    loc: list[str | int]
+    code: str
+    msg: str
+
+
+class ProblemDetails(BaseModel):
+    """Every error Palisade answers: RFC 9457 problem details with a stable `code`.
+
+    Some codes add members of their own (`errors`, `limit`, `session_id`, `tavus_status`,
+    ...); clients should ignore members they do not know.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    errors: list[ProblemFieldError] | None = None
+
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -117,6 +148,66 @@ async def _database_failure(request: Request, exc: Exception) -> JSONResponse:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         ),
     )
+
+
+_SCHEMAS_REF: Final = "#/components/schemas/"
+# FastAPI documents its own validation error shape, which Palisade never sends.
+_FASTAPI_VALIDATION_SCHEMAS: Final = ("HTTPValidationError", "ValidationError")
+_HTTP_METHODS: Final = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+_CREDENTIALS_PROBLEMS: Final = {
+    401: "Missing or invalid credentials (`unauthorized`)",
+    # Credentials are checked against the database.
+    503: "PostgreSQL cannot be reached right now (`database_unavailable`, with Retry-After)",
+}
+_BODY_PROBLEMS: Final = {
+    400: "Malformed JSON body (`malformed_json`)",
+    413: "Body too large (`payload_too_large`)",
+}
+_VALIDATION_PROBLEM: Final = {422: "Invalid request (`validation_error`; `errors` says where)"}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Describe every error response of the OpenAPI document as a problem document."""
+    for path_item in openapi.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method in _HTTP_METHODS:
+                _document_operation(operation)
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    problem_schema = ProblemDetails.model_json_schema(ref_template=_SCHEMAS_REF + "{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["ProblemDetails"] = problem_schema
+    return openapi
+
+
+def _document_operation(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    implied: dict[int, str] = {}
+    if operation.get("security"):
+        implied.update(_CREDENTIALS_PROBLEMS)
+    if "requestBody" in operation:
+        implied.update(_BODY_PROBLEMS)
+    if "requestBody" in operation or operation.get("parameters"):
+        implied.update(_VALIDATION_PROBLEM)
+    for implied_status, description in implied.items():
+        responses.setdefault(str(implied_status), {"description": description})
+    for status, response in responses.items():
+        if not status.startswith(("4", "5")):
+            continue
+        if _is_fastapi_validation_error(response):
+            response["description"] = _VALIDATION_PROBLEM[422]
+            del response["content"]
+        # An error response with a body of its own (readiness) keeps it.
+        response.setdefault(
+            "content", {PROBLEM_JSON: {"schema": {"$ref": f"{_SCHEMAS_REF}ProblemDetails"}}}
+        )
+
+
+def _is_fastapi_validation_error(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref") == f"{_SCHEMAS_REF}HTTPValidationError")
 
 
 def install(app: FastAPI) -> None:

@@ -16,11 +16,13 @@ from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Status
 from app.domain.sessions.views import SessionEventList, SessionPage, SessionPublic
+from app.domain.storable_text import StorableStr
 from app.observability.logging import bind_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_KEY_PATTERN)
 
 _AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -28,7 +30,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 _START_ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH,
-    400: {"description": "Malformed JSON or Idempotency-Key"},
+    400: {
+        "description": "Malformed JSON (`malformed_json`) or Idempotency-Key "
+        "(`invalid_idempotency_key`)"
+    },
     409: {"description": "`idempotency_key_in_flight`: the first request is still running"},
     413: {"description": "Body too large (`payload_too_large`)"},
     422: {
@@ -56,6 +61,9 @@ async def start_session(
         Header(
             alias="Idempotency-Key",
             description="Makes the request safe to retry: the first result is replayed.",
+            # Documented, not enforced here: a bad key is `invalid_idempotency_key` (400),
+            # not a generic validation error.
+            json_schema_extra={"pattern": _IDEMPOTENCY_KEY_PATTERN},
         ),
     ] = None,
 ) -> JSONResponse:
@@ -75,12 +83,18 @@ async def start_session(
     )
 
 
-@router.get("", responses=_AUTH)
+@router.get(
+    "",
+    responses={
+        **_AUTH,
+        400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"},
+    },
+)
 async def list_sessions(
     tenant: CurrentTenant,
     db: DbSession,
     status_: Annotated[Status | None, Query(alias="status")] = None,
-    external_ref: Annotated[str | None, Query(max_length=200)] = None,
+    external_ref: Annotated[StorableStr | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionPage:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.auth import AdminOnly
 from app.api.deps import DbSession, RuntimeDep
+from app.domain.storable_text import StorableStr
 from app.domain.tenants import check as profile_check
 from app.domain.tenants import service as tenant_service
 from app.domain.tenants.check import ProfileCheck
@@ -46,21 +47,21 @@ async def create_tenant(
 async def list_tenants(
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[StorableStr | None, Query(max_length=64)] = None,
 ) -> TenantPage:
     """List tenants by id, a page at a time."""
     return await tenant_service.list_tenants(session, limit=limit, cursor=cursor)
 
 
 @router.get("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
-async def get_tenant(tenant_id: str, session: DbSession) -> TenantPublic:
+async def get_tenant(tenant_id: StorableStr, session: DbSession) -> TenantPublic:
     """Read a tenant with its profiles (never its Tavus key)."""
     return await tenant_service.get_tenant(session, tenant_id)
 
 
 @router.patch("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
 async def update_tenant(
-    tenant_id: str, body: TenantUpdate, session: DbSession, runtime: RuntimeDep
+    tenant_id: StorableStr, body: TenantUpdate, session: DbSession, runtime: RuntimeDep
 ) -> TenantPublic:
     """Merge-patch a tenant; changed profiles apply to new sessions only."""
     return await tenant_service.update_tenant(
@@ -74,7 +75,7 @@ async def update_tenant(
     responses={**_ERRORS, **_NOT_FOUND},
 )
 async def create_api_key(
-    tenant_id: str, session: DbSession, body: ApiKeyCreate | None = None
+    tenant_id: StorableStr, session: DbSession, body: ApiKeyCreate | None = None
 ) -> ApiKeyCreated:
     """Issue an API key for the tenant's frontends. The key is shown only in this response."""
     return await tenant_service.create_api_key(
@@ -83,7 +84,7 @@ async def create_api_key(
 
 
 @router.get("/{tenant_id}/api-keys", responses={**_ERRORS, **_NOT_FOUND})
-async def list_api_keys(tenant_id: str, session: DbSession) -> list[ApiKeyPublic]:
+async def list_api_keys(tenant_id: StorableStr, session: DbSession) -> list[ApiKeyPublic]:
     """List the tenant's keys (prefixes only)."""
     return await tenant_service.list_api_keys(session, tenant_id)
 
@@ -93,7 +94,9 @@ async def list_api_keys(tenant_id: str, session: DbSession) -> list[ApiKeyPublic
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_ERRORS, 404: {"description": "No such key (`api_key_not_found`)"}},
 )
-async def revoke_api_key(tenant_id: str, key_id: str, session: DbSession) -> Response:
+async def revoke_api_key(
+    tenant_id: StorableStr, key_id: StorableStr, session: DbSession
+) -> Response:
     """Revoke a key at once; revoking twice is fine."""
     await tenant_service.revoke_api_key(session, tenant_id, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -109,7 +112,9 @@ async def revoke_api_key(tenant_id: str, key_id: str, session: DbSession) -> Res
         502: {"description": "Tavus could not be reached for the first step (`upstream_error`)"},
     },
 )
-async def check_profile(tenant_id: str, name: str, runtime: RuntimeDep) -> ProfileCheck:
+async def check_profile(
+    tenant_id: StorableStr, name: StorableStr, runtime: RuntimeDep
+) -> ProfileCheck:
     """Try a profile on Tavus without cost: a PAL from its template (deleted again) and a
     `test_mode` conversation on each PAL it uses. 200 whenever the check ran; `ok` and the
     steps say what Tavus accepted."""

@@ -16,6 +16,29 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 logger = get_logger(__name__)
 
 
+# What parse_event accepts: Tavus's envelope, documented here because the route reads the
+# raw body itself (its bytes are the deduplication key).
+_EVENT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["event_type", "conversation_id"],
+                "properties": {
+                    "event_type": {"type": "string", "minLength": 1},
+                    "conversation_id": {"type": "string", "minLength": 1},
+                    "message_type": {"type": "string"},
+                    "timestamp": {"type": "string"},
+                    "webhook_url": {"type": "string"},
+                    "properties": {"type": "object"},
+                },
+            }
+        }
+    },
+}
+
+
 class InvalidWebhookToken(Unauthorized):
     code = "invalid_webhook_token"
     title = "Missing or invalid webhook token"
@@ -28,6 +51,7 @@ class InvalidWebhookToken(Unauthorized):
         401: {"description": "Missing or wrong token (`invalid_webhook_token`)"},
         404: {"description": "Unknown session, or another conversation (`conversation_mismatch`)"},
     },
+    openapi_extra={"requestBody": _EVENT_BODY},
 )
 async def tavus_webhook(
     session_id: str,

@@ -54,11 +54,11 @@ async def test_unreachable_is_answered_503_with_retry_after() -> None:
     response = await _database_failure(_request(), ConnectionRefusedError("refused"))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert json.loads(response.body)["code"] == "database_unavailable"
+    assert json.loads(bytes(response.body))["code"] == "database_unavailable"
 
 
 async def test_a_constraint_violation_is_still_a_500() -> None:
     error = _dbapi(pg.UniqueViolationError("duplicate key"))
     response = await _database_failure(_request(), error)
     assert response.status_code == 500
-    assert json.loads(response.body)["code"] == "internal_error"
+    assert json.loads(bytes(response.body))["code"] == "internal_error"

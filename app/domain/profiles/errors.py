@@ -21,6 +21,7 @@ from typing import Final, TypedDict
 from pydantic import ValidationError
 
 from app.domain.profiles.paths import FieldProblem
+from app.domain.storable_text import INVALID_CHARACTER
 from app.errors import ValidationFailed
 
 # Save-time codes carried as pydantic error types --------------------------------------
@@ -50,6 +51,7 @@ OWN_CODES: Final = frozenset(
         OVERRIDES_TOO_DEEP,
         WARM_POOL_VARIANT_INVALID,
         WARM_POOL_VARIANT_DUPLICATE,
+        INVALID_CHARACTER,
     }
 )
 

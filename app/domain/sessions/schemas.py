@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from app.domain.profiles import errors
@@ -35,6 +42,7 @@ from app.domain.profiles.schemas import (
     ParticipantAbsentTimeout,
     ParticipantLeftTimeout,
 )
+from app.domain.storable_text import refuse_unstorable
 
 MAX_PROFILE_NAME: Final = 64
 MAX_EXTERNAL_REF: Final = 200
@@ -45,6 +53,12 @@ MAX_CONVERSATION_NAME: Final = 200
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # Everything in the body is stored (the request and the plan are jsonb).
+        return refuse_unstorable(data)
 
 
 class SessionProperties(_Model):

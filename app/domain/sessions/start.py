@@ -48,7 +48,13 @@ from app.domain.sessions.errors import (
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State, check_move, sources_of
 from app.domain.sessions.views import session_view
-from app.errors import AppError, UpstreamCapacity, UpstreamError, ValidationFailed
+from app.errors import (
+    AppError,
+    Unauthorized,
+    UpstreamCapacity,
+    UpstreamError,
+    ValidationFailed,
+)
 from app.observability import metrics
 from app.observability.logging import bind_session
 from app.security.secret_box import SecretBox
@@ -242,8 +248,8 @@ class StartSaga:
     ) -> tuple[Session, AdmissionTenant]:
         sessions = SessionRepository(db)
         tenant = await sessions.lock_tenant_for_admission(tenant_id, body.profile)
-        if tenant is None:  # the key authenticated, so the tenant existed a moment ago
-            raise UnknownProfile("tenant no longer exists")
+        if tenant is None:  # deleted since its key authenticated: so is the key
+            raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         # The count is its own statement: under READ COMMITTED a statement's snapshot is
         # taken before it waits for the lock, so counting in the locking statement would
         # miss the sessions admitted by whoever held the lock before us.

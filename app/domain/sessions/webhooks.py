@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
 from app.domain.sessions.states import Cleanup
+from app.domain.storable_text import replace_unstorable
 from app.errors import BadRequest, NotFound
 from app.observability import metrics
 
@@ -59,7 +60,9 @@ def parse_event(raw: bytes) -> dict[str, Any]:
         raise InvalidWebhook("conversation_id is missing")
     if "properties" in event and not isinstance(event["properties"], dict):
         raise InvalidWebhook("properties must be an object")
-    return event
+    # Kept rather than refused: Tavus does not resend, and jsonb cannot hold every string.
+    sanitized: dict[str, Any] = replace_unstorable(event)
+    return sanitized
 
 
 def event_time(event: dict[str, Any]) -> datetime | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from app.domain.profiles.schemas import PROFILE_NAME_PATTERN
+from app.domain.storable_text import refuse_unstorable
 
 TenantId = Annotated[
     str,
@@ -29,7 +30,14 @@ MAX_PROFILES = 100
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "10" is not 10 and true is not 1, as in profiles and session bodies.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # Names, labels and whole profiles are stored as text and jsonb.
+        return refuse_unstorable(data)
 
 
 class TenantCreate(_Body):

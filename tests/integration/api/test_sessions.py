@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -518,6 +519,55 @@ class TestBadInput:
         if code is not None:
             assert response.json()["code"] == code
             assert conversations(simulator) == []
+
+    @pytest.mark.parametrize(
+        ("body", "loc"),
+        [
+            ({"external_ref": "user\u0000"}, ["body", "external_ref"]),
+            ({"profile": "\u0000"}, ["body", "profile"]),
+            ({"conversational_context": "a\ud800b"}, ["body", "conversational_context"]),
+            (
+                {"profile": "voices", "overrides": {"system_prompt": "x\u0000"}},
+                ["body", "overrides", "system_prompt"],
+            ),
+            (
+                {"profile": "voices", "overrides": {"layers": {"tts": {"\udfff": 1}}}},
+                ["body", "overrides", "layers", "tts", "\ufffd"],
+            ),
+            (
+                {"conversation": {"properties": {"language": "en\u0000"}}},
+                ["body", "conversation", "properties", "language"],
+            ),
+        ],
+    )
+    async def test_text_postgresql_cannot_store_is_422_not_500(
+        self, palisade: Palisade, simulator: SimulatorHandle, body: dict[str, Any], loc: list[str]
+    ) -> None:
+        # Written as JSON text: NUL and unpaired surrogates only exist as JSON escapes.
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(
+            key,
+            "POST",
+            "/sessions",
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error == {
+            "loc": loc,
+            "code": "invalid_character",
+            "msg": "text must not contain U+0000 or an unpaired surrogate",
+        }
+        assert conversations(simulator) == []
+
+    async def test_listing_by_an_external_ref_with_a_nul_is_422(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        response = await palisade.as_tenant(
+            key, "GET", "/sessions", params={"external_ref": "user\x00"}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["code"] == "invalid_character"
 
     async def test_malformed_json(self, palisade: Palisade) -> None:
         key, _ = await setup_tenant(palisade)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from typing import Any
 
@@ -203,6 +204,88 @@ class TestBadInput:
     async def test_bad_tenant_ids(self, palisade: Palisade, tenant_id: str) -> None:
         response = await palisade.admin("POST", "/tenants", json={"id": tenant_id, "name": "n"})
         assert response.status_code == 422
+
+    @pytest.mark.parametrize("value", ["10", True, 2.5])
+    async def test_a_cap_that_is_not_an_integer_is_refused(
+        self, palisade: Palisade, value: object
+    ) -> None:
+        await palisade.admin("POST", "/tenants", json={"id": "acme", "name": "Acme"})
+        response = await palisade.admin(
+            "PATCH", "/tenants/acme", json={"max_concurrent_sessions": value}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == ["body", "max_concurrent_sessions"]
+        tenant = (await palisade.admin("GET", "/tenants/acme")).json()
+        assert tenant["max_concurrent_sessions"] == 10
+
+
+class TestTextPostgresqlCannotStore:
+    """NUL and unpaired surrogates are valid JSON escapes but neither text nor jsonb can
+    hold them: they are a 422 where they enter, never a 500 from the database."""
+
+    @pytest.mark.parametrize(
+        ("body", "loc"),
+        [
+            ({"id": "acme", "name": "A\u0000"}, ["body", "name"]),
+            ({"id": "acme", "name": "\ud800"}, ["body", "name"]),
+            (
+                {
+                    "id": "acme",
+                    "name": "Acme",
+                    "profiles": {
+                        "voices": {
+                            "strategy": "ephemeral",
+                            "pal_template": {**PAL_TEMPLATE, "system_prompt": "\udc00"},
+                        }
+                    },
+                },
+                ["body", "profiles", "voices", "pal_template", "system_prompt"],
+            ),
+        ],
+    )
+    async def test_in_a_tenant_body(
+        self, palisade: Palisade, body: dict[str, Any], loc: list[str]
+    ) -> None:
+        response = await palisade.client.post(
+            "/tenants",
+            content=json.dumps(body).encode(),
+            headers={**ADMIN_HEADERS, "content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {
+                "loc": loc,
+                "code": "invalid_character",
+                "msg": "text must not contain U+0000 or an unpaired surrogate",
+            }
+        ]
+        assert (await palisade.admin("GET", "/tenants")).json()["items"] == []
+
+    async def test_in_a_key_label(self, palisade: Palisade) -> None:
+        await palisade.admin("POST", "/tenants", json={"id": "acme", "name": "Acme"})
+        response = await palisade.admin(
+            "POST", "/tenants/acme/api-keys", json={"label": "front\x00end"}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == ["body", "label"]
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("GET", "/tenants/ac%00me"),
+            ("PATCH", "/tenants/ac%00me"),
+            ("GET", "/tenants/ac%00me/api-keys"),
+            ("DELETE", "/tenants/acme/api-keys/k%00"),
+            ("POST", "/tenants/acme/profiles/vo%00ices/check"),
+            ("GET", "/tenants?cursor=a%00"),
+        ],
+    )
+    async def test_in_the_url(self, palisade: Palisade, method: str, path: str) -> None:
+        await palisade.admin("POST", "/tenants", json={"id": "acme", "name": "Acme"})
+        body = {"json": {"name": "n"}} if method == "PATCH" else {}
+        response = await palisade.admin(method, path, **body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["code"] == "invalid_character"
 
 
 class TestUpdate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -269,6 +270,24 @@ class TestHostileCalls:
             "application.recording_ready",
             "application.perception_analysis",
         }
+
+    async def test_text_postgresql_cannot_store_is_kept_replaced(self, palisade: Palisade) -> None:
+        # Refusing would lose the event (Tavus does not resend); jsonb cannot hold U+0000
+        # or an unpaired surrogate, so those become U+FFFD.
+        key, session, token = await self._active(palisade)
+        event = {
+            **self._event(session["conversation_id"], "application.transcription_ready"),
+            "properties": {"transcript": [{"role": "user", "content": "hi\u0000\ud800"}]},
+        }
+        response = await palisade.client.post(
+            f"/webhooks/tavus/{session['id']}",
+            params={"token": token},
+            content=json.dumps(event).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        [stored] = [e for e in await events(palisade, key, session["id"]) if e["kind"] == "webhook"]
+        assert stored["payload"]["properties"]["transcript"][0]["content"] == "hi\ufffd\ufffd"
 
     async def test_oversize_webhook_is_413(self, palisade: Palisade) -> None:
         _, session, token = await self._active(palisade)
