@@ -92,12 +92,17 @@ def database(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
-async def _schema_at_head(url: str, settings: Settings) -> bool:
+async def _schema_can_serve(url: str, settings: Settings) -> bool:
+    """At head, or ahead (a newer release migrated it: additive-first migrations let this
+    one run on it, so a rollback or a restart mid-upgrade still starts)."""
     engine = create_engine(url, settings)
     try:
-        return await migrations.is_at_head(engine, settings.migrations_dir)
+        state = await migrations.current_schema_state(engine, settings.migrations_dir)
     finally:
         await engine.dispose()
+    if state is migrations.SchemaState.AHEAD:
+        logger.warning("the database schema is newer than this release; serving on it")
+    return state.can_serve
 
 
 async def _upgrade(url: str, settings: Settings) -> None:
@@ -142,7 +147,7 @@ def serve(
     with database(settings) as url:
         if settings.uses_embedded_database or migrate:
             asyncio.run(_upgrade(url, settings))
-        elif not asyncio.run(_schema_at_head(url, settings)):
+        elif not asyncio.run(_schema_can_serve(url, settings)):
             raise _fail(
                 "the database schema is out of date: run `palisade migrate` "
                 "(or `palisade serve --migrate`)"
@@ -188,8 +193,15 @@ def serve(
                         log_config=None,
                         access_log=False,
                         timeout_graceful_shutdown=20,
+                        # Longer than the idle timeout of the load balancers and clients in
+                        # front (60 s is common): a server that closes an idle connection
+                        # first races the client's next request on it, which then fails.
+                        timeout_keep_alive=KEEP_ALIVE_SECONDS,
                     )
                 )
+
+
+KEEP_ALIVE_SECONDS = 75
 
 
 class _Server(uvicorn.Server):
@@ -329,7 +341,7 @@ def worker() -> None:
     with database(settings) as url:
         if settings.uses_embedded_database:
             asyncio.run(_upgrade(url, settings))
-        elif not asyncio.run(_schema_at_head(url, settings)):
+        elif not asyncio.run(_schema_can_serve(url, settings)):
             raise _fail("the database schema is out of date: run `palisade migrate`")
 
         async def run() -> None:

@@ -35,7 +35,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database is reachable and its schema is at head",
+    summary="The database is reachable and its schema is at head (or ahead, mid-upgrade)",
     response_model=Readiness,
     responses={503: {"description": "Not ready; `reason` says why", "model": Readiness}},
 )
@@ -52,7 +52,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             status_code=503,
         )
     head = migrations.head_revisions(runtime.settings.migrations_dir)
-    if current != head:
+    state = migrations.schema_state(current, runtime.settings.migrations_dir)
+    if not state.can_serve:
         return JSONResponse(
             {
                 "status": "unavailable",
@@ -62,4 +63,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             },
             status_code=503,
         )
+    if state is migrations.SchemaState.AHEAD:
+        # A newer release migrated the database; this one keeps serving until replaced.
+        return JSONResponse({"status": "ok", "current": sorted(current), "head": sorted(head)})
     return JSONResponse({"status": "ok"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,6 +52,39 @@ async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
 
 async def is_at_head(engine: AsyncEngine, override: Path | None = None) -> bool:
     return await current_revisions(engine) == head_revisions(override)
+
+
+class SchemaState(StrEnum):
+    AT_HEAD = "at_head"
+    # Migrated by a newer release (a revision this code does not know): during a rolling
+    # upgrade the old release keeps serving, since migrations are additive first.
+    AHEAD = "ahead"
+    BEHIND = "behind"
+    EMPTY = "empty"
+
+    @property
+    def can_serve(self) -> bool:
+        return self in (SchemaState.AT_HEAD, SchemaState.AHEAD)
+
+
+@lru_cache(maxsize=4)
+def known_revisions(override: Path | None = None) -> frozenset[str]:
+    script = ScriptDirectory.from_config(alembic_config(override))
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def schema_state(current: frozenset[str], override: Path | None = None) -> SchemaState:
+    if current == head_revisions(override):
+        return SchemaState.AT_HEAD
+    if not current:
+        return SchemaState.EMPTY
+    if current - known_revisions(override):
+        return SchemaState.AHEAD
+    return SchemaState.BEHIND
+
+
+async def current_schema_state(engine: AsyncEngine, override: Path | None = None) -> SchemaState:
+    return schema_state(await current_revisions(engine), override)
 
 
 async def _run(engine: AsyncEngine, action: str, target: str, override: Path | None) -> None:

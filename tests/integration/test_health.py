@@ -4,7 +4,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import migrations
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.support import databases
@@ -41,6 +45,33 @@ async def test_readyz_is_503_when_schema_is_behind(postgres_server_url: str) -> 
     body = response.json()
     assert "not at head" in body["reason"]
     assert body["current"] == []
+
+
+async def test_readyz_is_ready_when_a_newer_release_migrated_the_database(
+    fresh_database_url: str,
+) -> None:
+    # What a rolling upgrade looks like to the old release: a revision it does not know.
+    engine = create_async_engine(fresh_database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = 'from_next'"))
+    await engine.dispose()
+    response = await _readyz(fresh_database_url)
+    assert response.status_code == 200
+    assert response.json()["current"] == ["from_next"]
+
+
+async def test_readyz_is_503_when_one_migration_behind(fresh_database_url: str) -> None:
+    engine = create_async_engine(fresh_database_url)
+    [head] = migrations.head_revisions()
+    previous = ScriptDirectory.from_config(migrations.alembic_config()).get_revision(head)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE alembic_version SET version_num = :v"), {"v": previous.down_revision}
+        )
+    await engine.dispose()
+    response = await _readyz(fresh_database_url)
+    assert response.status_code == 503
+    assert response.json()["current"] == [previous.down_revision]
 
 
 async def test_readyz_is_503_when_database_is_unreachable() -> None:
