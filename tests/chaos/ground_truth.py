@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import create_engine
-from app.db.models import Session, SessionEvent, Tenant
+from app.db.models import PooledPal, Session, SessionEvent, Tenant
 from tests.chaos.invariants import (
     TERMINAL_STATES,
     StoredSession,
@@ -176,4 +176,10 @@ async def unsettled_sessions(connection: AsyncConnection) -> int:
         .select_from(Session)
         .where(Session.state.not_in(sorted(TERMINAL_STATES)) | (Session.cleanup == "pending"))
     )
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def pooled_pals(connection: AsyncConnection) -> int:
+    """Warm-pool PALs Palisade still holds or has yet to delete."""
+    query = select(func.count()).select_from(PooledPal)
     return int((await connection.execute(query)).scalar_one())

@@ -39,15 +39,32 @@ TENANTS = (
 )
 
 
+# The ephemeral profile keeps PALs warm for starts without overrides and one voice, so
+# pool creates, claims and retirements run under the same faults and kills.
+WARM_POOL: dict[str, Any] = {
+    "size": 2,
+    "variants": [
+        {"name": "voice-0", "overrides": {"layers": {"tts": {"external_voice_id": "voice-0"}}}}
+    ],
+}
+
+
+def ephemeral_profile(*, warm_pool: bool) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "strategy": "ephemeral",
+        "pal_template": PAL_TEMPLATE,
+        "allowed_overrides": ALLOWED_OVERRIDES,
+    }
+    if warm_pool:
+        profile["warm_pool"] = WARM_POOL
+    return profile
+
+
 def profiles(persistent_pal: str) -> dict[str, Any]:
     """The three strategies, each as one profile of every tenant."""
     return {
         "reuse": {"strategy": "reuse", "pal_id": persistent_pal},
-        "ephemeral": {
-            "strategy": "ephemeral",
-            "pal_template": PAL_TEMPLATE,
-            "allowed_overrides": ALLOWED_OVERRIDES,
-        },
+        "ephemeral": ephemeral_profile(warm_pool=True),
         "auto": {
             "strategy": "auto",
             "pal_id": persistent_pal,

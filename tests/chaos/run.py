@@ -28,6 +28,7 @@ from tests.chaos import faults
 from tests.chaos.ground_truth import (
     CallLog,
     Recorded,
+    pooled_pals,
     read_database,
     real_time_of,
     tavus_objects,
@@ -39,7 +40,7 @@ from tests.chaos.monkey import ChaosLog, Monkey
 from tests.chaos.plan import chaos_schedule
 from tests.chaos.report import RunSummary, render
 from tests.chaos.stack import REPLICA_ENV, Stack, running_stack
-from tests.chaos.tenants import Tenants, provision
+from tests.chaos.tenants import Tenants, provision, retire_warm_pools
 from tests.chaos.workload import Tally, Workload
 from tests.support.wait import ConditionTimeout, until
 
@@ -138,6 +139,7 @@ async def _observe(stack: Stack, mode: Mode, seed: int, tenants: Tenants) -> Obs
             await work
             phases["drain"] = time.monotonic() - started - phases["chaos"]
             settling = time.monotonic()
+            await asyncio.to_thread(retire_warm_pools, stack)
             problem = await _settle(stack, simulator, mode.settle_within_s)
             if problem:
                 problems.append(problem)
@@ -161,6 +163,7 @@ async def _settle(stack: Stack, simulator: httpx.AsyncClient, within: float) -> 
     async def settled() -> bool:
         async with engine.connect() as connection:
             left["unsettled sessions"] = await unsettled_sessions(connection)
+            left["pooled PALs"] = await pooled_pals(connection)
         state = (await simulator.get("/_sim/state")).raise_for_status().json()
         left["active conversations"] = sum(
             account["active_conversations"] for account in state["accounts"].values()

@@ -29,6 +29,7 @@ REPLICA_ENV = {
     "PALISADE_START_LEASE_SECONDS": "8",
     "PALISADE_TAVUS_TIMEOUT_SECONDS": "2",
     "PALISADE_DEADLINE_GRACE_SECONDS": "5",
+    "PALISADE_POOL_TICK_SECONDS": "0.5",
     # The sweep would hide leaks of the main paths: they are what the run checks.
     "PALISADE_SWEEP_INTERVAL_SECONDS": "0",
     # Three replicas' pools stay well under PostgreSQL's 100 connections.

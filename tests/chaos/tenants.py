@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.chaos.plan import FACE_ID, TENANTS, profiles
+from tests.chaos.plan import FACE_ID, TENANTS, ephemeral_profile, profiles
 from tests.chaos.stack import Stack
 from tests.support.cluster import TAVUS_API_KEY, admin
 
@@ -53,3 +53,14 @@ def provision(stack: Stack) -> Tenants:
             raise RuntimeError(f"creating an API key for {tenant.id}: {key.text}")
         api_keys[tenant.id] = key.json()["key"]
     return Tenants(api_keys, frozenset(persistent))
+
+
+def retire_warm_pools(stack: Stack) -> None:
+    """Take the pools out of the profiles, as an operator would: every pooled PAL must
+    then be deleted on Tavus, which settling waits for and the checker verifies."""
+    admin_url = stack.replicas[0].url
+    for tenant in TENANTS:
+        patch = {"profiles": {"ephemeral": ephemeral_profile(warm_pool=False)}}
+        answer = admin(admin_url, "PATCH", f"/tenants/{tenant.id}", json=patch)
+        if answer.status_code != 200:
+            raise RuntimeError(f"retiring the warm pool of {tenant.id}: {answer.text}")
