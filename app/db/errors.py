@@ -8,18 +8,13 @@ with ``Retry-After``; any other failure is a bug and stays a 500.
 
 from __future__ import annotations
 
-from asyncpg import exceptions as pg
 from sqlalchemy import exc as sa
 
 # asyncpg names its Unix sockets like libpq does: <dir>/.s.PGSQL.<port>.
 _SOCKET_MARK = ".s.PGSQL."
-_CONNECTION_LOST = (
-    pg.ConnectionDoesNotExistError,
-    pg.CannotConnectNowError,
-    pg.AdminShutdownError,
-    pg.ConnectionFailureError,
-    pg.TooManyConnectionsError,
-)
+# SQLSTATEs of an unreachable server: class 08 (connection exception), 57P01-57P03 (the
+# server is shutting down or not yet accepting connections), 53300 (too many clients).
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 # The exception types that can mean it; ``is_database_unreachable`` decides.
 CANDIDATES: tuple[type[Exception], ...] = (sa.DBAPIError, sa.TimeoutError, OSError)
@@ -29,7 +24,11 @@ def is_database_unreachable(error: BaseException) -> bool:
     if isinstance(error, sa.TimeoutError):  # no pooled connection came free in time
         return True
     if isinstance(error, sa.DBAPIError):
-        return error.connection_invalidated or isinstance(error.orig, _CONNECTION_LOST)
+        # The driver's error carries the SQLSTATE (SQLAlchemy's asyncpg adapter copies it).
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        return error.connection_invalidated or (
+            isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+        )
     if isinstance(error, ConnectionError):  # refused, reset
         return True
     if isinstance(error, FileNotFoundError):  # the server's Unix socket is gone

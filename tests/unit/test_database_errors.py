@@ -5,17 +5,31 @@ from __future__ import annotations
 import errno
 import json
 
+import asyncpg
 import pytest
 from asyncpg import exceptions as pg
 from sqlalchemy import exc as sa
+from sqlalchemy.dialects.postgresql.asyncpg import (
+    AsyncAdapt_asyncpg_connection,
+    AsyncAdapt_asyncpg_dbapi,
+)
 from starlette.requests import Request
 
 from app.api.problems import _database_failure
 from app.db.errors import is_database_unreachable
 
 
-def _dbapi(orig: Exception, *, invalidated: bool = False) -> sa.DBAPIError:
-    return sa.DBAPIError("SELECT 1", None, orig, connection_invalidated=invalidated)
+def _dbapi(driver_error: Exception, *, invalidated: bool = False) -> sa.DBAPIError:
+    """The error SQLAlchemy raises for ``driver_error``, translated as its asyncpg adapter
+    translates it."""
+    try:
+        AsyncAdapt_asyncpg_connection._handle_exception_no_connection(
+            AsyncAdapt_asyncpg_dbapi(asyncpg),  # type: ignore[no-untyped-call]
+            driver_error,
+        )
+    except Exception as translated:
+        return sa.DBAPIError("SELECT 1", None, translated, connection_invalidated=invalidated)
+    raise AssertionError("not translated")
 
 
 UNREACHABLE = [
@@ -27,7 +41,9 @@ UNREACHABLE = [
     pytest.param(sa.TimeoutError("QueuePool limit reached"), id="pool-timeout"),
     pytest.param(_dbapi(pg.ConnectionDoesNotExistError("closed")), id="connection-lost"),
     pytest.param(_dbapi(pg.CannotConnectNowError("starting up")), id="server-starting"),
-    pytest.param(_dbapi(ValueError("x"), invalidated=True), id="invalidated"),
+    pytest.param(_dbapi(pg.AdminShutdownError("terminating")), id="server-stopping"),
+    pytest.param(_dbapi(pg.TooManyConnectionsError("too many")), id="too-many-clients"),
+    pytest.param(_dbapi(pg.DataError("x"), invalidated=True), id="invalidated"),
 ]
 A_BUG = [
     pytest.param(FileNotFoundError(errno.ENOENT, "No such file", "/etc/palisade.yaml"), id="file"),
