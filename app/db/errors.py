@@ -8,6 +8,8 @@ with ``Retry-After``; any other failure is a bug and stays a 500.
 
 from __future__ import annotations
 
+import traceback
+
 from sqlalchemy import exc as sa
 
 # asyncpg names its Unix sockets like libpq does: <dir>/.s.PGSQL.<port>.
@@ -31,6 +33,15 @@ def is_database_unreachable(error: BaseException) -> bool:
         )
     if isinstance(error, ConnectionError):  # refused, reset
         return True
-    if isinstance(error, FileNotFoundError):  # the server's Unix socket is gone
-        return _SOCKET_MARK in str(error.filename or error)
+    if isinstance(error, OSError):
+        # e.g. the server's Unix socket is gone: uvloop's FileNotFoundError names no file,
+        # so tell it by where it was raised.
+        return _SOCKET_MARK in str(error.filename or "") or _raised_by_driver(error)
     return False
+
+
+def _raised_by_driver(error: BaseException) -> bool:
+    return any(
+        frame.f_globals.get("__name__", "").startswith("asyncpg")
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
 import asyncpg
 import pytest
+import uvloop
 from asyncpg import exceptions as pg
 from sqlalchemy import exc as sa
 from sqlalchemy.dialects.postgresql.asyncpg import (
@@ -60,6 +62,22 @@ def test_connectivity_failures_are_recognised(error: Exception) -> None:
 @pytest.mark.parametrize("error", A_BUG)
 def test_other_failures_are_not(error: Exception) -> None:
     assert not is_database_unreachable(error)
+
+
+def test_a_missing_server_socket_is_recognised_whatever_the_event_loop_names(
+    tmp_path: Path,
+) -> None:
+    # uvloop, which serves production, names no file in its FileNotFoundError.
+    with pytest.raises(FileNotFoundError) as raised:
+        uvloop.run(asyncpg.connect(host=str(tmp_path), user="postgres", timeout=5))
+    assert raised.value.filename is None
+    assert is_database_unreachable(raised.value)
+
+
+def test_a_missing_file_elsewhere_is_not() -> None:
+    with pytest.raises(FileNotFoundError) as raised:
+        Path("/nonexistent/palisade.yaml").read_text()
+    assert not is_database_unreachable(raised.value)
 
 
 def _request() -> Request:
