@@ -102,6 +102,14 @@ def wait_pool_full(http: httpx.Client, size: int, within_s: float = 60.0) -> Non
         time.sleep(0.05)
 
 
+def ready_for(stack: Stack, http: httpx.Client, profile: str, pool_size: int) -> None:
+    # Sessions are left running; those of earlier phases would count against the tenant's
+    # cap on PALs held (PALISADE_POOL_MAX_PALS_PER_TENANT) and stop the refill.
+    stack.retire_live_sessions()
+    if profile == POOLED:
+        wait_pool_full(http, pool_size)
+
+
 def run_phase(
     http: httpx.Client, api_key: str, profile: str, requests: int, pause_s: float
 ) -> tuple[Phase, list[tuple[float, str]]]:
@@ -178,14 +186,12 @@ def main() -> None:
         measured = {profile: Phase(profile) for profile in PROFILES}
         with httpx.Client(base_url=stack.palisade_urls[0], timeout=60) as http:
             for profile in PROFILES:
-                if profile == POOLED:
-                    wait_pool_full(http, args.pool_size)
+                ready_for(stack, http, profile, args.pool_size)
                 run_phase(http, stack.api_key, profile, args.warmup, pause_s)
             for round_ in range(args.rounds):
                 order = PROFILES if round_ % 2 == 0 else PROFILES[::-1]
                 for profile in order:
-                    if profile == POOLED:
-                        wait_pool_full(http, args.pool_size)
+                    ready_for(stack, http, profile, args.pool_size)
                     phase, started = run_phase(http, stack.api_key, profile, args.requests, pause_s)
                     classify(phase, started, stack.simulator_url)
                     total = measured[profile]
