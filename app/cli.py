@@ -31,7 +31,7 @@ from app.domain.tenants import service as tenant_service
 from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants, tavus_keys
 from app.domain.tenants.demo import demo_banner, seed_demo
 from app.errors import AppError
-from app.main import background_work
+from app.main import create_app
 from app.observability.logging import configure_logging
 from app.observability.metrics import multiprocess_directory
 from app.runtime import Runtime, open_runtime
@@ -333,8 +333,12 @@ def simulator(
 
 
 @cli.command()
-def worker() -> None:
-    """Run only the background work (reconciler, warm pools, periodic sweep), no HTTP API."""
+def worker(
+    host: Annotated[str, typer.Option(help="Interface for the probes and /metrics.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the probes and /metrics.")] = 9100,
+) -> None:
+    """Run only the background work (reconciler, warm pools, periodic sweep); HTTP serves
+    only /healthz, /readyz and /metrics."""
     settings = load_settings()
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -343,19 +347,23 @@ def worker() -> None:
             asyncio.run(_upgrade(url, settings))
         elif not asyncio.run(_schema_can_serve(url, settings)):
             raise _fail("the database schema is out of date: run `palisade migrate`")
-
-        async def run() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            async with open_runtime(settings, url) as runtime:
-                typer.echo(f"palisade worker {runtime.start_saga.ctx.instance_id} running")
-                async with background_work(runtime):
-                    await stop.wait()
-            typer.echo("palisade worker stopped; claims released")
-
-        asyncio.run(run())
+        # Whatever the API pods are told, a worker exists to run the background work.
+        worker_settings = settings.model_copy(update={"database_url": url, "reconciler": True})
+        typer.echo(f"palisade worker running; probes and /metrics on http://{host}:{port}")
+        # uvicorn turns SIGTERM into a graceful stop: the lifespan stops claiming, lets
+        # in-flight Tavus calls finish within a bound and releases the claims.
+        _run_uvicorn(
+            uvicorn.Config(
+                create_app(worker_settings, serve_api=False),
+                host=host,
+                port=port,
+                log_level=settings.log_level.lower(),
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=20,
+            )
+        )
+        typer.echo("palisade worker stopped; claims released")
 
 
 @cli.command()

@@ -81,8 +81,13 @@ class PalisadeAPI(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, *, tavus_retry: RetryPolicy | None = None
+    settings: Settings | None = None,
+    *,
+    tavus_retry: RetryPolicy | None = None,
+    serve_api: bool = True,
 ) -> FastAPI:
+    """The app of `palisade serve`; with ``serve_api=False``, that of `palisade worker`:
+    the same background work, with only the health probes and ``/metrics``."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -108,9 +113,10 @@ def create_app(
     problems.install(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     api.include_router(health.router)
-    api.include_router(tenants.router)
-    api.include_router(sessions.router)
-    api.include_router(webhooks.router)
+    if serve_api:
+        api.include_router(tenants.router)
+        api.include_router(sessions.router)
+        api.include_router(webhooks.router)
     api.include_router(metrics.router)
     return api
 

@@ -211,7 +211,7 @@ class TestCompose:
             if name in expected:
                 assert command[0] == expected[name], name
         if "worker" in services():
-            assert services()["worker"]["command"] == ["worker"]
+            assert services()["worker"]["command"][0] == "worker"
 
     def test_every_variable_set_is_one_palisade_reads(self) -> None:
         for name, service in palisade_services().items():
@@ -412,7 +412,14 @@ class TestKubernetes:
         (container,) = resource("Deployment", "palisade-worker")["spec"]["template"]["spec"][
             "containers"
         ]
-        assert container["args"] == ["worker"]
+        assert container["args"][0] == "worker"
+        # Its /metrics is scraped like the API's, on the port it is told to serve.
+        port = container["args"][container["args"].index("--port") + 1]
+        annotations = resource("Deployment", "palisade-worker")["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert annotations["prometheus.io/port"] == port
+        assert [p["containerPort"] for p in container["ports"]] == [int(port)]
         assert {"name": "PALISADE_RECONCILER", "value": "true"} in container["env"]
 
 
