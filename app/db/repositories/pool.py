@@ -16,6 +16,7 @@ from app.db.models.session import (
     EPHEMERAL_PAL_SQL,
     NON_TERMINAL_STATES_SQL,
 )
+from app.db.repositories.leases import due_ids
 
 CREATING: Final = "creating"
 READY: Final = "ready"
@@ -150,14 +151,7 @@ class PoolRepository:
         """Take up to ``limit`` due rows until ``lease_until``. A ready row falls due when
         it expires: it becomes ``deleting`` in the same statement, so no start can take
         it from then on."""
-        due = (
-            select(PooledPal.id)
-            .where(PooledPal.next_check_at.isnot(None), PooledPal.next_check_at <= now)
-            .order_by(PooledPal.next_check_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-        )
+        due = due_ids(PooledPal, now=now, limit=limit)
         statement = (
             update(PooledPal)
             .where(PooledPal.id == due.c.id)

@@ -16,6 +16,7 @@ from app.db.models.session import (
     NON_TERMINAL_STATES_SQL,
     TERMINAL_STATES_SQL,
 )
+from app.db.repositories.leases import due_ids
 
 
 @dataclass(frozen=True)
@@ -266,22 +267,8 @@ class SessionRepository:
     async def claim_due(
         self, *, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> Sequence[Session]:
-        """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``.
-
-        SKIP LOCKED lets replicas claim side by side without waiting on each other or
-        taking the same row; the partial index on ``next_check_at`` keeps the cost in
-        proportion to the due rows, not to the table.
-        """
-        due = (
-            select(Session.id)
-            .where(Session.next_check_at.isnot(None), Session.next_check_at <= now)
-            .order_by(Session.next_check_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-        )
-        # A CTE runs once: a subquery under IN could be re-run by the planner and lock
-        # more rows than it returns.
+        """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``."""
+        due = due_ids(Session, now=now, limit=limit)
         statement = (
             update(Session)
             .where(Session.id == due.c.id)
