@@ -52,13 +52,6 @@ class IdempotencyRepository:
         )
         return (await self.session.scalars(query)).one_or_none()
 
-    async def attach_session(self, tenant_id: str, key: str, session_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
-            .values(session_id=session_id)
-        )
-
     async def extend_lock(self, tenant_id: str, key: str, locked_until: datetime) -> None:
         await self.session.execute(
             update(IdempotencyRecord)
@@ -73,14 +66,6 @@ class IdempotencyRepository:
             update(IdempotencyRecord)
             .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
             .values(response_status=status, response_body=body, locked_until=None)
-        )
-
-    async def release(self, tenant_id: str, key: str) -> None:
-        """Forget a key whose request failed before doing anything (a retry may start over)."""
-        await self.session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key
-            )
         )
 
     async def prune(self, now: datetime, *, batch: int = 1000) -> int:
