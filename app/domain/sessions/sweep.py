@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -239,13 +240,7 @@ async def _sweep_account(
         )
         report.actions.append(action)
         if decision == "end" and not dry_run:
-            try:
-                await client.end_conversation(conversation.conversation_id)
-                action.done = True
-            except TavusNotFound:
-                action.done = True
-            except TavusError as error:
-                action.error = error.message
+            await _carry_out(action, client.end_conversation(conversation.conversation_id))
 
     now = datetime.now(UTC)
     for pal in pals:
@@ -272,13 +267,19 @@ async def _sweep_account(
         action = SweepAction("pal", pal.pal_id, pal.pal_name, sid, decision)
         report.actions.append(action)
         if decision == "delete" and not dry_run:
-            try:
-                await client.delete_pal(pal.pal_id)
-                action.done = True
-            except TavusNotFound:
-                action.done = True
-            except TavusError as error:
-                action.error = error.message
+            await _carry_out(action, client.delete_pal(pal.pal_id))
+
+
+async def _carry_out(action: SweepAction, call: Awaitable[None]) -> None:
+    """Run the removal; an object Tavus no longer knows counts as removed."""
+    try:
+        await call
+    except TavusNotFound:
+        pass
+    except TavusError as error:
+        action.error = error.message
+        return
+    action.done = True
 
 
 async def _record(sessionmaker: async_sessionmaker[AsyncSession], report: SweepReport) -> None:
