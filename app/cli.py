@@ -398,7 +398,9 @@ def _in_transaction(settings: Settings, work: Callable[[Runtime, AsyncSession], 
             async with open_runtime(settings, url) as runtime:
                 if settings.uses_embedded_database:
                     await migrations.upgrade(runtime.engine, "head", settings.migrations_dir)
-                elif not await migrations.is_at_head(runtime.engine, settings.migrations_dir):
+                elif not (
+                    await migrations.current_schema_state(runtime.engine, settings.migrations_dir)
+                ).can_serve:
                     raise _fail("the database schema is out of date: run `palisade migrate`")
                 async with runtime.sessionmaker.begin() as session:
                     return await work(runtime, session)
