@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -15,10 +16,24 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.settings import Settings
 
-_FRESH = "liveness.fresh"
+# A connection back in the pool for less than this is handed out without a test, as
+# HikariCP does (its aliveBypassWindowMs, 500 ms): under load every checkout would
+# otherwise pay a round trip to learn what the last statement on it showed a moment
+# ago. A connection that died inside the window fails its next statement, which then
+# answers 503 `database_unavailable` (app.db.errors); the pool discards it and every
+# connection opened before it.
+LIVENESS_BYPASS_SECONDS = 0.5
+# Set on the pool entry when a checkout sent the test (app.db.instrumentation counts it).
+PINGED = "liveness.pinged"
+_RETURNED_AT = "liveness.returned_at"
 
 
-def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    settings: Settings | None = None,
+    *,
+    liveness_bypass_seconds: float = LIVENESS_BYPASS_SECONDS,
+) -> AsyncEngine:
     pool_size = settings.db_pool_size if settings else 5
     max_overflow = settings.db_max_overflow if settings else 5
     engine = create_async_engine(
@@ -28,35 +43,44 @@ def create_engine(url: str, settings: Settings | None = None) -> AsyncEngine:
         # asyncpg's statement cache is per connection; a restarted Postgres must not
         # leave the pool with dead connections for long.
         pool_recycle=1800,
+        # The most recently returned connection first: the hot ones stay inside the
+        # liveness bypass window and keep their prepared statements warm.
+        pool_use_lifo=True,
     )
-    check_liveness_on_checkout(engine)
+    check_liveness_on_checkout(engine, liveness_bypass_seconds)
     return engine
 
 
-def check_liveness_on_checkout(engine: AsyncEngine) -> None:
-    """Test each reused connection before handing it out, in one round trip.
+def check_liveness_on_checkout(engine: AsyncEngine, bypass_seconds: float) -> None:
+    """Test each connection that sat idle in the pool before handing it out, in one
+    round trip.
 
     What ``pool_pre_ping`` does, minus its cost: SQLAlchemy's asyncpg adapter wraps the
     ping in a transaction of its own (``BEGIN``, ``;``, ``ROLLBACK``, for PgBouncer's
     transaction mode), three round trips on every checkout, and a session start checks
-    out three connections. A connection that fails the ping is replaced, so a restarted
-    PostgreSQL costs no request an error.
+    out three connections. Here a just-opened connection, or one returned less than
+    ``bypass_seconds`` ago, is not tested at all. A connection that fails the
+    test is replaced, so a PostgreSQL restarted while the pool was idle costs no request
+    an error.
     """
     pool = engine.sync_engine.pool
 
-    def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_FRESH] = True
+    def on_used(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
 
     def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        if record.info.pop(_FRESH, False):
-            return  # just opened: nothing to test
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is not None and time.monotonic() - returned_at < bypass_seconds:
+            return
+        record.info[PINGED] = True
         try:
             dbapi_connection.run_async(lambda connection: connection.execute("SELECT 1"))
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(f"pooled connection is dead: {error!r}") from error
 
-    event.listen(pool, "connect", on_connect)
+    event.listen(pool, "connect", on_used)  # just opened: nothing to test
+    event.listen(pool, "checkin", on_used)
     event.listen(pool, "checkout", on_checkout)
 
 

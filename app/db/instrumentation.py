@@ -12,7 +12,7 @@ What is counted, as the asyncpg driver sends it:
   the first use on a connection adds a prepare, which steady-state figures leave out);
 - ``BEGIN``, ``COMMIT`` and ``ROLLBACK``, only when sent: the driver opens the
   transaction lazily at the first statement, so a transaction that ran none costs none;
-- the liveness check on each checkout of a connection that is not brand new (one
+- the liveness check, on a checkout of a connection that sat idle in the pool (one
   round trip, see ``app.db.engine.check_liveness_on_checkout``);
 - new connections, whose set-up queries are not itemised.
 """
@@ -32,11 +32,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.db.engine import PINGED
+
 ENV_VAR = "PALISADE_COUNT_DB_ROUND_TRIPS"
 # Enough to hold several whole session starts, so a reader can show one in order.
 SEQUENCE_LENGTH = 1000
 # The info keys live on the pooled connection, which outlives each checkout.
-_FRESH = "round_trips.fresh"
 _IN_TRANSACTION = "round_trips.in_transaction"
 _BEGIN_PENDING = "round_trips.begin_pending"
 _WHITESPACE = re.compile(r"\s+")
@@ -58,12 +59,11 @@ class RoundTripCounter:
         self.sequence.append(statement if statement is not None else kind.upper())
 
     def on_connect(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_FRESH] = True
         self.kinds["connect"] += 1
 
     def on_checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        # The liveness check skips the first checkout after connecting.
-        if not record.info.pop(_FRESH, False):
+        # Registered after app.db.engine's check, which marks the checkouts it tested.
+        if record.info.pop(PINGED, False):
             self._note("ping")
 
     def on_begin(self, conn: Connection) -> None:

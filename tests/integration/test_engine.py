@@ -1,33 +1,61 @@
-"""The connection pool hands out only live connections, at one round trip per checkout."""
+"""The connection pool hands out live connections: one that sat idle is tested first, in
+one round trip; one returned a moment ago is not tested, and if it died, the statement
+that finds out fails as "database unreachable" and the pool replaces it."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
+import pytest
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.db.engine import create_autocommit_sessionmaker, create_engine
+from app.db.errors import is_database_unreachable
 
 
-async def test_a_connection_killed_while_pooled_is_replaced_without_an_error(
+async def _kill_backend(database_url: str, pid: int) -> None:
+    """As a restarted server would: the pooled connection's backend goes away."""
+    killer = create_async_engine(database_url, poolclass=NullPool)
+    async with killer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await killer.dispose()
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_a_connection_killed_while_idle_in_the_pool_is_replaced_without_an_error(
     database_url: str,
 ) -> None:
-    engine = create_engine(database_url)
+    # A zero bypass window: every checkout counts as coming after a long idle spell.
+    engine = create_engine(database_url, liveness_bypass_seconds=0)
     opened: list[object] = []
     event.listen(engine.sync_engine.pool, "connect", lambda *_: opened.append(1))
     try:
-        async with engine.connect() as connection:
-            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        # As a restarted server would: the pooled connection's backend goes away.
-        killer = create_async_engine(database_url, poolclass=NullPool)
-        async with killer.connect() as connection:
-            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await killer.dispose()
+        pid = await _backend_pid(engine)
+        await _kill_backend(database_url, pid)
         assert len(opened) == 1
         async with engine.connect() as connection:
             new_pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         assert new_pid != pid
         assert len(opened) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_returned_a_moment_ago_is_not_tested(database_url: str) -> None:
+    engine = create_engine(database_url, liveness_bypass_seconds=3600)
+    try:
+        pid = await _backend_pid(engine)
+        await _kill_backend(database_url, pid)
+        with pytest.raises(exc.DBAPIError) as raised:
+            await _backend_pid(engine)
+        # Answered 503 database_unavailable by the API, as any connection loss is.
+        assert is_database_unreachable(raised.value)
+        # The pool discarded the dead connection: the next checkout opens a live one.
+        assert await _backend_pid(engine) != pid
     finally:
         await engine.dispose()
 
