@@ -219,11 +219,12 @@ class SessionMachine(RuleBasedStateMachine):
         creates_may_fail = self._create_faults_armed()
         response, new = self._send_start(body, key)
         status = response.status_code
-        if live >= self.cap:
+        # An invalid request is refused as such even at the cap: retrying it cannot help.
+        if body["profile"] == REUSE and "overrides" in body:
+            self._expect_problem(response, 422, "overrides_not_allowed")
+        elif live >= self.cap:
             self._expect_problem(response, 429, "tenant_concurrency_limit")
             assert response.headers.get("Retry-After"), "429 without Retry-After"
-        elif body["profile"] == REUSE and "overrides" in body:
-            self._expect_problem(response, 422, "overrides_not_allowed")
         elif creates_may_fail:
             assert status in (201, 502, 503), response.text
         else:

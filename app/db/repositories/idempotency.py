@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import IdempotencyRecord
@@ -14,34 +12,6 @@ from app.db.models import IdempotencyRecord
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def claim(
-        self,
-        tenant_id: str,
-        key: str,
-        *,
-        request_hash: str,
-        session_id: uuid.UUID | None,
-        locked_until: datetime,
-        expires_at: datetime,
-    ) -> bool:
-        """Insert the key as in flight; False if it already exists."""
-        statement = (
-            insert(IdempotencyRecord)
-            .values(
-                tenant_id=tenant_id,
-                key=key,
-                request_hash=request_hash,
-                session_id=session_id,
-                locked_until=locked_until,
-                expires_at=expires_at,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[IdempotencyRecord.tenant_id, IdempotencyRecord.key]
-            )
-            .returning(IdempotencyRecord.key)
-        )
-        return (await self.session.execute(statement)).first() is not None
 
     async def get_for_update(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
         query = (

@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, or_, select, text, union_all, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import and_, func, or_, select, text, union_all, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import IdempotencyRecord, Profile, Session, SessionEvent, Tenant
+from app.db.models import Session, SessionEvent, Tenant
 from app.db.models.session import (
     CLEANUP_BACKLOG_SQL,
     NON_TERMINAL_STATES_SQL,
     TERMINAL_STATES_SQL,
 )
+from app.db.repositories import session_statements as statements
 from app.db.repositories.leases import due_ids
 
 
@@ -41,6 +42,29 @@ class AdmissionTenant:
     profile_name: str | None
     # None when no profile of that name exists.
     profile_config: dict[str, Any] | None
+    # Whether the request's idempotency key was claimed (False: it already existed).
+    key_claimed: bool = False
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """An idempotency key to claim for a request, as in flight until ``locked_until``."""
+
+    key: str
+    request_hash: str
+    session_id: uuid.UUID
+    locked_until: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What admission found: the live sessions it counted and, if there was room, the
+    inserted session's timestamps (None when the tenant was at its cap)."""
+
+    live: int
+    created_at: datetime | None
+    updated_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -69,33 +93,33 @@ class SessionRepository:
         self.session = session
 
     async def lock_tenant_for_admission(
-        self, tenant_id: str, profile: str | None
+        self, tenant_id: str, profile: str | None, claim: KeyClaim | None = None
     ) -> AdmissionTenant | None:
-        """Lock the tenant row (admission is serialised per tenant) and read the profile
-        the request names, in one round trip.
+        """Lock the tenant row (admission is serialised per tenant), read the profile the
+        request names and, with ``claim``, claim its idempotency key: one round trip.
 
-        Count live sessions afterwards, in a statement of its own: under READ COMMITTED
-        a statement's snapshot is taken before it waits for the lock, so a count here
-        would miss the sessions admitted by whoever held the lock before us. NO KEY
-        UPDATE serialises admissions like FOR UPDATE but does not conflict with the KEY
-        SHARE lock that the idempotency record's foreign key takes on the tenant just
-        before (which would deadlock two admissions).
+        The key is inserted from the locked row, so every admission takes the tenant
+        lock before the key's: two requests with one key cannot each hold one and wait
+        for the other. A vanished tenant locks nothing and claims nothing (None).
+
+        Count live sessions afterwards, in a statement of its own (``insert_admitted``):
+        under READ COMMITTED a statement's snapshot is taken before it waits for the
+        lock, so a count here would miss the sessions admitted by whoever held the lock
+        before us. NO KEY UPDATE serialises admissions like FOR UPDATE but does not
+        conflict with the KEY SHARE lock that the idempotency record's foreign key takes
+        on the tenant.
         """
-        wanted = func.coalesce(literal(profile), Tenant.default_profile)
-        query = (
-            select(
-                Tenant.id,
-                Tenant.max_concurrent_sessions,
-                Tenant.tavus_api_key_encrypted,
-                wanted.label("profile_name"),
-                Profile.config,
-            )
-            .select_from(Tenant)
-            .outerjoin(Profile, and_(Profile.tenant_id == Tenant.id, Profile.name == wanted))
-            .where(Tenant.id == tenant_id)
-            .with_for_update(of=Tenant, key_share=True)
-        )
-        row = (await self.session.execute(query)).one_or_none()
+        params: dict[str, Any] = {"p_tenant_id": tenant_id, "p_profile": profile}
+        if claim is not None:
+            params |= {
+                "claim_key": claim.key,
+                "claim_request_hash": claim.request_hash,
+                "claim_session_id": claim.session_id,
+                "claim_locked_until": claim.locked_until,
+                "claim_expires_at": claim.expires_at,
+            }
+        query = statements.lock_tenant(with_claim=claim is not None)
+        row = (await self.session.execute(query, params)).one_or_none()
         if row is None:
             return None
         return AdmissionTenant(
@@ -104,22 +128,25 @@ class SessionRepository:
             tavus_api_key_encrypted=row.tavus_api_key_encrypted,
             profile_name=row.profile_name,
             profile_config=row.config,
+            key_claimed=claim is not None and bool(row.key_claimed),
         )
 
-    async def insert_with_event(
-        self, values: dict[str, Any], event: EventRecord
-    ) -> tuple[datetime, datetime]:
-        """Insert a session and its first event in one statement; its timestamps."""
-        inserted = (
-            insert(Session)
-            .values(**values)
-            .returning(Session.id, Session.created_at, Session.updated_at)
-            .cte("inserted")
-        )
-        logged = _event_from(inserted.c.id, event).cte("logged")
-        query = select(inserted.c.created_at, inserted.c.updated_at).add_cte(logged)
-        created_at, updated_at = (await self.session.execute(query)).one()
-        return created_at, updated_at
+    async def insert_admitted(
+        self, values: dict[str, Any], event: EventRecord, *, cap: int
+    ) -> Admitted:
+        """Count the tenant's live sessions and, if fewer than ``cap``, insert the session
+        and its first event: one statement. Run it under the tenant lock
+        (``lock_tenant_for_admission``) in the same transaction; its snapshot, taken
+        once the lock is held, sees every session admitted before."""
+        if set(values) != set(statements.ADMISSION_COLUMNS):
+            raise ValueError(
+                f"admission writes {statements.ADMISSION_COLUMNS}, got {tuple(values)}"
+            )
+        params = {f"value_{name}": value for name, value in values.items()}
+        params |= _event_params(event)
+        params["p_cap"] = cap
+        row = (await self.session.execute(statements.insert_admitted(), params)).one()
+        return Admitted(live=int(row.n), created_at=row.created_at, updated_at=row.updated_at)
 
     async def move(
         self,
@@ -140,43 +167,30 @@ class SessionRepository:
         One statement, so it is atomic without a transaction of its own; the row lock
         the UPDATE takes re-checks the conditions against the latest committed row.
         """
-        moved = (
-            update(Session)
-            .where(
-                Session.id == session_id,
-                Session.claimed_by == owner,
-                Session.next_check_at == lease_until
-                if lease_until is not None
-                else Session.next_check_at.is_(None),
-                Session.state.in_(list(from_states)),
-            )
-            .values(**values, updated_at=func.now())
-            .returning(Session.id, Session.updated_at)
-            .cte("moved")
+        query = statements.move(
+            tuple(values), lease_is_null=lease_until is None, store_response=response is not None
         )
-        query = select(moved.c.updated_at).add_cte(_event_from(moved.c.id, event).cte("logged"))
+        params: dict[str, Any] = {
+            "p_session_id": session_id,
+            "p_owner": owner,
+            "p_lease_until": lease_until,
+            "p_from_states": list(from_states),
+            **{f"value_{name}": value for name, value in values.items()},
+            **_event_params(event),
+        }
+        if lease_until is None:
+            del params["p_lease_until"]
         if response is not None:
-            stored = (
-                update(IdempotencyRecord)
-                .where(
-                    IdempotencyRecord.tenant_id == response.tenant_id,
-                    IdempotencyRecord.key == response.key,
-                    exists(select(moved.c.id)),
-                )
-                .values(
-                    response_status=response.status, response_body=response.body, locked_until=None
-                )
-            )
-            query = query.add_cte(stored.cte("stored"))
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def count_live(self, tenant_id: str) -> int:
-        query = (
-            select(func.count())
-            .select_from(Session)
-            .where(Session.tenant_id == tenant_id, text(NON_TERMINAL_STATES_SQL))
-        )
-        return int((await self.session.execute(query)).scalar_one())
+            params |= {
+                "stored_tenant_id": response.tenant_id,
+                "stored_key": response.key,
+                "stored_status": response.status,
+                "stored_body": response.body,
+            }
+        updated_at: datetime | None = (
+            await self.session.execute(query, params)
+        ).scalar_one_or_none()
+        return updated_at
 
     async def add(self, row: Session) -> None:
         self.session.add(row)
@@ -352,17 +366,11 @@ class SessionRepository:
         return (await self.session.scalars(query)).all()
 
 
-def _event_from(session_id: Any, event: EventRecord) -> Any:
-    """``INSERT INTO session_event … SELECT`` fed by a CTE that yields the session id, so
-    the event is written exactly when the write it records happened."""
-    return insert(SessionEvent).from_select(
-        ["session_id", "kind", "type", "from_state", "to_state", "payload"],
-        select(
-            session_id,
-            literal(event.kind),
-            literal(event.type),
-            literal(event.from_state, SessionEvent.from_state.type),
-            literal(event.to_state, SessionEvent.to_state.type),
-            literal(event.payload, JSONB),
-        ),
-    )
+def _event_params(event: EventRecord) -> dict[str, Any]:
+    return {
+        "event_kind": event.kind,
+        "event_type": event.type,
+        "event_from": event.from_state,
+        "event_to": event.to_state,
+        "event_payload": event.payload,
+    }

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,19 @@ from app.db.models import Profile, Tenant, TenantApiKey
 
 # last_used_at is advisory; writing it on every request would make one hot row per key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+# Every tenant request runs it: built once, so each execution only binds the hash.
+_FIND_ACTIVE_KEY = select(TenantApiKey.id, TenantApiKey.tenant_id, TenantApiKey.last_used_at).where(
+    TenantApiKey.key_hash == bindparam("p_key_hash", type_=TenantApiKey.key_hash.type),
+    TenantApiKey.revoked_at.is_(None),
+)
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    id: str
+    tenant_id: str
+    last_used_at: datetime | None
 
 
 class TenantRepository:
@@ -92,11 +106,9 @@ class ApiKeyRepository:
         self.session.add(key)
         await self.session.flush()
 
-    async def find_active(self, key_hash: bytes) -> TenantApiKey | None:
-        query = select(TenantApiKey).where(
-            TenantApiKey.key_hash == key_hash, TenantApiKey.revoked_at.is_(None)
-        )
-        return (await self.session.scalars(query)).one_or_none()
+    async def find_active(self, key_hash: bytes) -> ActiveKey | None:
+        found = (await self.session.execute(_FIND_ACTIVE_KEY, {"p_key_hash": key_hash})).first()
+        return ActiveKey(found.id, found.tenant_id, found.last_used_at) if found else None
 
     async def list_for_tenant(self, tenant_id: str) -> Sequence[TenantApiKey]:
         query = (

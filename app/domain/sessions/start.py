@@ -32,6 +32,7 @@ from app.db.repositories.idempotency import IdempotencyRepository
 from app.db.repositories.sessions import (
     AdmissionTenant,
     EventRecord,
+    KeyClaim,
     SessionRepository,
     StoredResponse,
 )
@@ -184,24 +185,39 @@ class StartSaga:
         self, tenant_id: str, body: SessionCreate, key: str | None
     ) -> StartOutcome | uuid.UUID | tuple[Session, AdmissionTenant]:
         """Admit a new session (its row, as stored, and its tenant), or answer from the
-        key's record, or hand back the id of a crashed first attempt to resume."""
+        key's record, or hand back the id of a crashed first attempt to resume.
+
+        One transaction of two statements: lock the tenant, read the profile and claim
+        the key; then count the live sessions and insert the new one if there is room.
+        The request is validated against the profile in between, so an invalid request
+        is refused as such (422) even when the tenant is also at its cap (429).
+        """
         now = _now()
         session_id = uuid.uuid4()
         lease_until = now + self.ctx.start_lease
+        fingerprint = request_fingerprint(body) if key is not None else ""
+        claim = (
+            KeyClaim(
+                key=key,
+                request_hash=fingerprint,
+                session_id=session_id,
+                locked_until=lease_until,
+                expires_at=now + self.ctx.idempotency_ttl,
+            )
+            if key is not None
+            else None
+        )
         async with self.ctx.sessionmaker.begin() as db:
-            if key is not None:
-                fingerprint = request_fingerprint(body)
-                claimed = await IdempotencyRepository(db).claim(
-                    tenant_id,
-                    key,
-                    request_hash=fingerprint,
-                    session_id=session_id,
-                    locked_until=lease_until,
-                    expires_at=now + self.ctx.idempotency_ttl,
+            tenant = await SessionRepository(db).lock_tenant_for_admission(
+                tenant_id, body.profile, claim
+            )
+            if tenant is None:  # deleted since its key authenticated: so is the key
+                raise Unauthorized(
+                    "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
                 )
-                if not claimed:
-                    return await self._existing_key(db, tenant_id, key, fingerprint, now)
-            return await self._admit_new(db, tenant_id, body, key, session_id, lease_until)
+            if key is not None and not tenant.key_claimed:
+                return await self._existing_key(db, tenant_id, key, fingerprint, now)
+            return await self._admit_new(db, tenant, body, key, session_id, lease_until)
 
     async def _existing_key(
         self, db: AsyncSession, tenant_id: str, key: str, fingerprint: str, now: datetime
@@ -240,27 +256,12 @@ class StartSaga:
     async def _admit_new(
         self,
         db: AsyncSession,
-        tenant_id: str,
+        tenant: AdmissionTenant,
         body: SessionCreate,
         key: str | None,
         session_id: uuid.UUID,
         lease_until: datetime,
     ) -> tuple[Session, AdmissionTenant]:
-        sessions = SessionRepository(db)
-        tenant = await sessions.lock_tenant_for_admission(tenant_id, body.profile)
-        if tenant is None:  # deleted since its key authenticated: so is the key
-            raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-        # The count is its own statement: under READ COMMITTED a statement's snapshot is
-        # taken before it waits for the lock, so counting in the locking statement would
-        # miss the sessions admitted by whoever held the lock before us.
-        live = await sessions.count_live(tenant_id)
-        if live >= tenant.max_concurrent_sessions:
-            raise TenantConcurrencyLimit(
-                f"tenant {tenant_id!r} has {live} of {tenant.max_concurrent_sessions} "
-                "concurrent sessions running",
-                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
-                limit=tenant.max_concurrent_sessions,
-            )
         name = tenant.profile_name
         if name is None:
             raise ProfileRequired(
@@ -271,7 +272,7 @@ class StartSaga:
         resolution = resolve(Profile.model_validate(tenant.profile_config), body, profile_name=name)
         values: dict[str, Any] = {
             "id": session_id,
-            "tenant_id": tenant_id,
+            "tenant_id": tenant.tenant_id,
             "profile": name,
             "state": State.ADMITTED,
             "strategy": resolution.strategy,
@@ -287,7 +288,7 @@ class StartSaga:
             "claimed_by": self.ctx.instance_id,
             "attempts": 0,
         }
-        created_at, updated_at = await sessions.insert_with_event(
+        admitted = await SessionRepository(db).insert_admitted(
             values,
             EventRecord(
                 kind="transition",
@@ -295,9 +296,18 @@ class StartSaga:
                 to_state=State.ADMITTED,
                 payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
             ),
+            cap=tenant.max_concurrent_sessions,
         )
+        if admitted.created_at is None or admitted.updated_at is None:
+            # Raising rolls the transaction back, the key's claim with it.
+            raise TenantConcurrencyLimit(
+                f"tenant {tenant.tenant_id!r} has {admitted.live} of "
+                f"{tenant.max_concurrent_sessions} concurrent sessions running",
+                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
+                limit=tenant.max_concurrent_sessions,
+            )
         # The row as stored, kept in memory: the saga needs no read before its first call.
-        row = Session(**values, created_at=created_at, updated_at=updated_at)
+        row = Session(**values, created_at=admitted.created_at, updated_at=admitted.updated_at)
         return row, tenant
 
     # --- the saga ----------------------------------------------------------------
