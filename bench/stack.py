@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +100,12 @@ def _start_simulator(
 
 
 def _start_palisade(
-    exits: ExitStack, workdir: Path, monitor: ProcessMonitor, env: dict[str, str], count: int
+    exits: ExitStack,
+    workdir: Path,
+    monitor: ProcessMonitor,
+    env: dict[str, str],
+    count: int,
+    launcher: Callable[..., list[str]],
 ) -> list[str]:
     started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     for number in range(1, count + 1):
@@ -109,7 +114,7 @@ def _start_palisade(
         log = workdir / f"palisade-{number}.log"
         # The first process migrates the fresh database; the others refuse to start on a
         # schema that is behind, so they wait for it.
-        command = palisade("serve", "--host", HOST, "--port", str(port))
+        command = launcher("serve", "--host", HOST, "--port", str(port))
         if number == 1:
             command.append("--migrate")
         process = exits.enter_context(
@@ -167,12 +172,17 @@ def running_stack(
     sim_latency_ms: float,
     workdir: Path,
     monitor: ProcessMonitor,
+    launcher: Callable[..., list[str]] = palisade,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Start everything, yield it with the tenant set up, stop everything (SIGINT)."""
+    """Start everything, yield it with the tenant set up, stop everything (SIGINT).
+
+    ``launcher`` makes the command line of a Palisade process from its arguments;
+    ``extra_env`` adds to the environment the Palisade processes share."""
     with ExitStack() as exits:
         simulator_url = _start_simulator(exits, workdir, monitor, sim_latency_ms)
-        env = palisade_env(database.url, simulator_url)
-        urls = _start_palisade(exits, workdir, monitor, env, processes)
+        env = {**palisade_env(database.url, simulator_url), **(extra_env or {})}
+        urls = _start_palisade(exits, workdir, monitor, env, processes, launcher)
         stack = Stack(workdir, database, simulator_url, urls, env)
         _set_up_tenant(stack)
         yield stack
