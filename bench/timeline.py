@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=10.0, help="starts/s, paced")
     parser.add_argument("--starts", type=int, default=200, help="measured starts per strategy")
+    parser.add_argument(
+        "--warm-up", type=int, default=WARMUP, help="closed-loop starts before each strategy"
+    )
     args = parser.parse_args(argv)
     sizes = replace(FULL, paced_seconds=args.starts / args.rate)
     options = Options(args.processes, args.clients, args.rate, 0.0, False, sizes)
@@ -149,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for profile in PROFILES:
                     starts.phase(
                         bench, workloads[profile], starts.PALISADE, starts.CLOSED,
-                        requests=WARMUP, label="warm-up ",
+                        requests=args.warm_up, label="warm-up ",
                     )  # fmt: skip
                     _forget(prefix)
                     result, _ = starts.phase(
