@@ -96,7 +96,7 @@ def report(profile: str, client_ms: list[float], timelines: list[Any]) -> str:
     ]
     ordered = sorted(steps.items(), key=lambda item: median(at for at, _ in item[1]))
     for label, values in ordered:
-        if len(values) < len(timelines) // 2:
+        if 2 * len(values) < len(timelines):
             continue  # once-only work (a key's last_used_at): not part of a typical start
         lines.append(
             f"| {label} | {median(at for at, _ in values):.2f} ms "
