@@ -491,7 +491,7 @@ class SessionMachine(RuleBasedStateMachine):
 
         async def idle() -> bool:
             # spawn_cleanup's tasks: the only background work left with the loop off.
-            return not reconciler._in_flight
+            return reconciler.cleanups_running == 0
 
         await until(idle, within=30, message="webhook-started cleanups finished")
 

@@ -132,6 +132,11 @@ class Reconciler:
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
+    @property
+    def cleanups_running(self) -> int:
+        """Cleanups started by ``spawn_cleanup`` that have not finished yet."""
+        return len(self._in_flight)
+
     async def handle_now(self, session_id: uuid.UUID) -> None:
         now = _now()
         async with self.sessionmaker.begin() as db:
