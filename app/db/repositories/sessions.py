@@ -173,13 +173,12 @@ class SessionRepository:
         params: dict[str, Any] = {
             "p_session_id": session_id,
             "p_owner": owner,
-            "p_lease_until": lease_until,
             "p_from_states": list(from_states),
             **{f"value_{name}": value for name, value in values.items()},
             **_event_params(event),
         }
-        if lease_until is None:
-            del params["p_lease_until"]
+        if lease_until is not None:  # a null lease is matched with IS NULL, unbound
+            params["p_lease_until"] = lease_until
         if response is not None:
             params |= {
                 "stored_tenant_id": response.tenant_id,
