@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from app.db.instrumentation import count_round_trips_if_enabled
 from app.domain.pool.refill import WarmPool, WarmPoolConfig
+from app.domain.profiles.cache import ProfileCache
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.pals import TavusPalDirectory
@@ -90,6 +91,7 @@ async def open_runtime(
         StartContext(
             sessionmaker=sessionmaker,
             autocommit=autocommit,
+            profiles=ProfileCache(autocommit),
             tavus=tavus,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,

@@ -71,7 +71,9 @@ async def start_session(
     creating an ephemeral one per the profile's strategy."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidIdempotencyKey()
-    outcome = await runtime.start_saga.start(tenant.tenant_id, body, idempotency_key)
+    outcome = await runtime.start_saga.start(
+        tenant.tenant_id, body, idempotency_key, api_key_id=tenant.key_id
+    )
     headers = dict(outcome.headers)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"

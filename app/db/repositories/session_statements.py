@@ -13,25 +13,31 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Text,
+    Uuid,
     any_,
     bindparam,
+    column,
     exists,
-    false,
     func,
     null,
     select,
-    text,
     true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.sql import Select
 
-from app.db.models import IdempotencyRecord, Profile, Session, SessionEvent, Tenant
-from app.db.models.session import NON_TERMINAL_STATES_SQL
+from app.db.models import IdempotencyRecord, Session, SessionEvent
 
-# The columns an admission writes; ``insert_admitted`` takes exactly these.
+# What ``session_admission_gate`` answers when the session may be inserted.
+ADMITTED = "admitted"
+# The columns an admission writes; ``admit`` takes exactly these.
 ADMISSION_COLUMNS = (
     "id",
     "tenant_id",
@@ -50,7 +56,6 @@ ADMISSION_COLUMNS = (
     "claimed_by",
     "attempts",
 )
-_CLAIM_COLUMNS = ("key", "request_hash", "session_id", "locked_until", "expires_at")
 
 
 def _event_from(session_id: Any) -> Any:
@@ -69,67 +74,41 @@ def _event_from(session_id: Any) -> Any:
     )
 
 
-@cache
-def lock_tenant(with_claim: bool) -> Select[Any]:
-    """Parameters: ``p_tenant_id``, ``p_profile`` and, ``with_claim``,
-    ``claim_<column>`` for each claimed column of the idempotency record.
-
-    No parameter is named like a column: SQLAlchemy would take it for a value of that
-    column in the statement's INSERT or UPDATE."""
-    wanted = func.coalesce(bindparam("p_profile", type_=Profile.name.type), Tenant.default_profile)
-    locked = (
-        select(
-            Tenant.id,
-            Tenant.max_concurrent_sessions,
-            Tenant.tavus_api_key_encrypted,
-            wanted.label("profile_name"),
-            Profile.config,
-        )
-        .select_from(Tenant)
-        .outerjoin(Profile, (Profile.tenant_id == Tenant.id) & (Profile.name == wanted))
-        .where(Tenant.id == bindparam("p_tenant_id", type_=Tenant.id.type))
-        .with_for_update(of=Tenant, key_share=True)
-        .cte("locked")
-    )
-    key_claimed: ColumnElement[bool] = false()
-    if with_claim:
-        record = IdempotencyRecord.__table__.c
-        claimed = (
-            insert(IdempotencyRecord)
-            .from_select(
-                ["tenant_id", *_CLAIM_COLUMNS],
-                select(
-                    locked.c.id,
-                    *(
-                        bindparam(f"claim_{name}", type_=record[name].type)
-                        for name in _CLAIM_COLUMNS
-                    ),
-                ),
-            )
-            .on_conflict_do_nothing(
-                index_elements=[IdempotencyRecord.tenant_id, IdempotencyRecord.key]
-            )
-            .returning(IdempotencyRecord.key)
-            .cte("claimed")
-        )
-        key_claimed = exists(select(claimed.c.key))
-    return select(locked, key_claimed.label("key_claimed"))
+# The parameters of ``session_admission_gate`` (migration 0005), in order.
+_GATE_PARAMETERS = (
+    ("p_tenant_id", Text()),
+    ("p_api_key_id", Text()),
+    ("p_profile", Text()),
+    ("p_profile_version", Text()),
+    ("p_profile_is_default", Boolean()),
+    ("claim_key", Text()),
+    ("claim_request_hash", Text()),
+    ("claim_session_id", Uuid()),
+    ("claim_locked_until", DateTime(timezone=True)),
+    ("claim_expires_at", DateTime(timezone=True)),
+)
 
 
 @cache
-def insert_admitted() -> Select[Any]:
-    """Parameters: ``value_<column>`` for each of ``ADMISSION_COLUMNS``, ``p_cap`` and the
-    event's (``event_<field>``)."""
+def admit() -> Select[Any]:
+    """A whole admission, one statement: ``session_admission_gate`` locks the tenant and
+    decides; when it answers ``admitted``, the session and its first event are inserted.
+
+    Parameters: the gate's (``_GATE_PARAMETERS``; the ``claim_`` ones are null without an
+    ``Idempotency-Key``), ``value_<column>`` for each of ``ADMISSION_COLUMNS`` and the
+    event's (``event_<field>``). No parameter is named like a column: SQLAlchemy would
+    take it for a value of that column in the statement's INSERT."""
     table = Session.__table__
-    live = (
-        select(func.count().label("n"))
-        .select_from(Session)
-        .where(
-            Session.tenant_id == bindparam("value_tenant_id", type_=Session.tenant_id.type),
-            text(NON_TERMINAL_STATES_SQL),
+    gate = select(
+        func.session_admission_gate(
+            *(bindparam(name, type_=type_) for name, type_ in _GATE_PARAMETERS)
+        ).table_valued(
+            column("outcome", Text()),
+            column("live_sessions", BigInteger()),
+            column("session_cap", Integer()),
+            column("tavus_key", LargeBinary()),
         )
-        .cte("live")
-    )
+    ).cte("gate")
     inserted = (
         insert(Session)
         .from_select(
@@ -139,17 +118,23 @@ def insert_admitted() -> Select[Any]:
                     bindparam(f"value_{name}", type_=table.c[name].type)
                     for name in ADMISSION_COLUMNS
                 )
-            ).where(
-                select(live.c.n).scalar_subquery()
-                < bindparam("p_cap", type_=Tenant.max_concurrent_sessions.type)
-            ),
+            )
+            .select_from(gate)
+            .where(gate.c.outcome == ADMITTED),
         )
         .returning(Session.id, Session.created_at, Session.updated_at)
         .cte("inserted")
     )
     return (
-        select(live.c.n, inserted.c.created_at, inserted.c.updated_at)
-        .select_from(live.outerjoin(inserted, true()))
+        select(
+            gate.c.outcome,
+            gate.c.live_sessions,
+            gate.c.session_cap,
+            gate.c.tavus_key,
+            inserted.c.created_at,
+            inserted.c.updated_at,
+        )
+        .select_from(gate.outerjoin(inserted, true()))
         .add_cte(_event_from(inserted.c.id).cte("logged"))
     )
 

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, union_all, update
@@ -32,21 +33,6 @@ class SessionCounts:
 
 
 @dataclass(frozen=True)
-class AdmissionTenant:
-    """The tenant row locked for an admission, with the profile the request names."""
-
-    tenant_id: str
-    max_concurrent_sessions: int
-    tavus_api_key_encrypted: bytes | None
-    # The requested profile, else the tenant's default (None: neither).
-    profile_name: str | None
-    # None when no profile of that name exists.
-    profile_config: dict[str, Any] | None
-    # Whether the request's idempotency key was claimed (False: it already existed).
-    key_claimed: bool = False
-
-
-@dataclass(frozen=True)
 class KeyClaim:
     """An idempotency key to claim for a request, as in flight until ``locked_until``."""
 
@@ -58,11 +44,40 @@ class KeyClaim:
 
 
 @dataclass(frozen=True)
-class Admitted:
-    """What admission found: the live sessions it counted and, if there was room, the
-    inserted session's timestamps (None when the tenant was at its cap)."""
+class AdmissionGate:
+    """What admission checks under the tenant's lock before it inserts a session."""
 
-    live: int
+    tenant_id: str
+    # The caller's key, checked to be still active (None: not checked).
+    api_key_id: str | None
+    # The profile the request was resolved under, at the version it was read in.
+    profile: str
+    profile_version: str
+    # The request named no profile: the tenant's default must still be ``profile``.
+    profile_is_default: bool
+    claim: KeyClaim | None
+
+
+class AdmissionOutcome(StrEnum):
+    """The gate's answers (migration 0005)."""
+
+    ADMITTED = statements.ADMITTED
+    NO_TENANT = "no_tenant"
+    KEY_REVOKED = "key_revoked"
+    PROFILE_CHANGED = "profile_changed"
+    KEY_EXISTS = "key_exists"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admission decided. ``live`` is counted when the key was claimed (or there
+    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted."""
+
+    outcome: AdmissionOutcome
+    live: int | None
+    cap: int | None
+    tavus_api_key_encrypted: bytes | None
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -92,61 +107,46 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_tenant_for_admission(
-        self, tenant_id: str, profile: str | None, claim: KeyClaim | None = None
-    ) -> AdmissionTenant | None:
-        """Lock the tenant row (admission is serialised per tenant), read the profile the
-        request names and, with ``claim``, claim its idempotency key: one round trip.
+    async def admit(
+        self, gate: AdmissionGate, values: dict[str, Any], event: EventRecord
+    ) -> Admission:
+        """Admit a session in one statement, on an autocommit session: lock the tenant,
+        run the gate's checks (``AdmissionGate``), claim the key, count the live sessions
+        and, below the cap, insert the session (``values``) and its first ``event``.
 
-        The key is inserted from the locked row, so every admission takes the tenant
-        lock before the key's: two requests with one key cannot each hold one and wait
-        for the other. A vanished tenant locks nothing and claims nothing (None).
-
-        Count live sessions afterwards, in a statement of its own (``insert_admitted``):
-        under READ COMMITTED a statement's snapshot is taken before it waits for the
-        lock, so a count here would miss the sessions admitted by whoever held the lock
-        before us. NO KEY UPDATE serialises admissions like FOR UPDATE but does not
-        conflict with the KEY SHARE lock that the idempotency record's foreign key takes
-        on the tenant.
+        Admission is serialised per tenant by the lock, and the count is taken after
+        the lock is held (``session_admission_gate``, migration 0005), so a tenant never
+        has more live sessions than its cap. The key is claimed under the tenant lock,
+        so two requests with one key cannot deadlock.
         """
-        params: dict[str, Any] = {"p_tenant_id": tenant_id, "p_profile": profile}
-        if claim is not None:
-            params |= {
-                "claim_key": claim.key,
-                "claim_request_hash": claim.request_hash,
-                "claim_session_id": claim.session_id,
-                "claim_locked_until": claim.locked_until,
-                "claim_expires_at": claim.expires_at,
-            }
-        query = statements.lock_tenant(with_claim=claim is not None)
-        row = (await self.session.execute(query, params)).one_or_none()
-        if row is None:
-            return None
-        return AdmissionTenant(
-            tenant_id=row.id,
-            max_concurrent_sessions=row.max_concurrent_sessions,
-            tavus_api_key_encrypted=row.tavus_api_key_encrypted,
-            profile_name=row.profile_name,
-            profile_config=row.config,
-            key_claimed=claim is not None and bool(row.key_claimed),
-        )
-
-    async def insert_admitted(
-        self, values: dict[str, Any], event: EventRecord, *, cap: int
-    ) -> Admitted:
-        """Count the tenant's live sessions and, if fewer than ``cap``, insert the session
-        and its first event: one statement. Run it under the tenant lock
-        (``lock_tenant_for_admission``) in the same transaction; its snapshot, taken
-        once the lock is held, sees every session admitted before."""
         if set(values) != set(statements.ADMISSION_COLUMNS):
             raise ValueError(
                 f"admission writes {statements.ADMISSION_COLUMNS}, got {tuple(values)}"
             )
-        params = {f"value_{name}": value for name, value in values.items()}
+        claim = gate.claim
+        params: dict[str, Any] = {
+            "p_tenant_id": gate.tenant_id,
+            "p_api_key_id": gate.api_key_id,
+            "p_profile": gate.profile,
+            "p_profile_version": gate.profile_version,
+            "p_profile_is_default": gate.profile_is_default,
+            "claim_key": claim.key if claim else None,
+            "claim_request_hash": claim.request_hash if claim else None,
+            "claim_session_id": claim.session_id if claim else None,
+            "claim_locked_until": claim.locked_until if claim else None,
+            "claim_expires_at": claim.expires_at if claim else None,
+        }
+        params |= {f"value_{name}": value for name, value in values.items()}
         params |= _event_params(event)
-        params["p_cap"] = cap
-        row = (await self.session.execute(statements.insert_admitted(), params)).one()
-        return Admitted(live=int(row.n), created_at=row.created_at, updated_at=row.updated_at)
+        row = (await self.session.execute(statements.admit(), params)).one()
+        return Admission(
+            outcome=AdmissionOutcome(row.outcome),
+            live=row.live_sessions,
+            cap=row.session_cap,
+            tavus_api_key_encrypted=row.tavus_key,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
     async def move(
         self,

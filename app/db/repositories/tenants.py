@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Text, bindparam, cast, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,34 @@ _FIND_ACTIVE_KEY = select(TenantApiKey.id, TenantApiKey.tenant_id, TenantApiKey.
     TenantApiKey.key_hash == bindparam("p_key_hash", type_=TenantApiKey.key_hash.type),
     TenantApiKey.revoked_at.is_(None),
 )
+
+
+# The profile a start runs under: the one named, else the tenant's default; with the
+# version of its row (xmin changes with every update), which admission checks again.
+_WANTED_PROFILE = func.coalesce(
+    bindparam("p_profile", type_=Profile.name.type), Tenant.default_profile
+)
+_PROFILE_FOR_START = (
+    select(
+        _WANTED_PROFILE.label("name"),
+        Profile.config,
+        cast(literal_column("profile.xmin"), Text).label("version"),
+    )
+    .select_from(Tenant)
+    .outerjoin(Profile, (Profile.tenant_id == Tenant.id) & (Profile.name == _WANTED_PROFILE))
+    .where(Tenant.id == bindparam("p_tenant_id", type_=Tenant.id.type))
+)
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """A start's profile as stored: ``name`` is None when the request named none and the
+    tenant has no default; ``config`` and ``version`` are None when no such profile
+    exists."""
+
+    name: str | None
+    config: dict[str, Any] | None
+    version: str | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +101,15 @@ class TenantRepository:
         for profile in await self.session.scalars(query):
             found[profile.tenant_id].append(profile)
         return found
+
+    async def profile_for_start(self, tenant_id: str, name: str | None) -> ProfileRow | None:
+        """The profile named ``name``, or the tenant's default; None if the tenant is gone."""
+        found = (
+            await self.session.execute(
+                _PROFILE_FOR_START, {"p_tenant_id": tenant_id, "p_profile": name}
+            )
+        ).first()
+        return ProfileRow(found.name, found.config, found.version) if found else None
 
     async def get_profile(self, tenant_id: str, name: str) -> Profile | None:
         return await self.session.get(Profile, (tenant_id, name))

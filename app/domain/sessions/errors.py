@@ -36,3 +36,8 @@ class SessionNotEndable(Conflict):
 class InvalidCursor(BadRequest):
     code = "invalid_cursor"
     title = "The pagination cursor is malformed"
+
+
+class ProfileChanging(Conflict):
+    code = "profile_changing"
+    title = "The session's profile kept changing while the session was being admitted"

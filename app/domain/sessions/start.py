@@ -30,20 +30,21 @@ from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.idempotency import IdempotencyRepository
 from app.db.repositories.sessions import (
-    AdmissionTenant,
+    AdmissionGate,
+    AdmissionOutcome,
     EventRecord,
     KeyClaim,
     SessionRepository,
     StoredResponse,
 )
 from app.db.repositories.tenants import TenantRepository
-from app.domain.profiles.errors import ProfileRequired, UnknownProfile
+from app.domain.profiles.cache import ProfileCache, StartProfile, TenantGone
 from app.domain.profiles.resolution import Resolution, resolve
-from app.domain.profiles.schemas import Profile
 from app.domain.sessions import tags
 from app.domain.sessions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyMismatch,
+    ProfileChanging,
     TenantConcurrencyLimit,
 )
 from app.domain.sessions.schemas import SessionCreate
@@ -75,6 +76,8 @@ logger = logging.getLogger(__name__)
 CONCURRENCY_RETRY_AFTER_SECONDS = 5
 # Tavus publishes no guidance; a slot is usually free within a call's timeout.
 CAPACITY_RETRY_AFTER_SECONDS = 30
+# Reads of a start's profile before giving up on one that keeps changing under it.
+PROFILE_READS = 3
 
 
 class PalBodyInvalid(ValidationFailed):
@@ -102,8 +105,10 @@ class StartContext:
     """What the saga needs from the process: database, Tavus, secrets, settings."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
-    # Single-statement writes (the recovery points) need no BEGIN/COMMIT round trips.
+    # Single-statement writes (admission, the recovery points) need no BEGIN/COMMIT
+    # round trips.
     autocommit: async_sessionmaker[AsyncSession]
+    profiles: ProfileCache
     tavus: TavusClient
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
@@ -127,6 +132,10 @@ def request_fingerprint(body: SessionCreate) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _revoked() -> Unauthorized:
+    return Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _problem(error: AppError) -> StartOutcome:
@@ -167,30 +176,39 @@ class StartSaga:
     # --- entry point ------------------------------------------------------------
 
     async def start(
-        self, tenant_id: str, body: SessionCreate, idempotency_key: str | None
+        self,
+        tenant_id: str,
+        body: SessionCreate,
+        idempotency_key: str | None,
+        *,
+        api_key_id: str | None = None,
     ) -> StartOutcome:
-        admitted = await self._admit(tenant_id, body, idempotency_key)
+        """Start a session for ``tenant_id``. ``api_key_id``, the caller's key, is checked
+        again under the tenant's lock: a key revoked since it was authenticated starts
+        nothing."""
+        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id)
         if isinstance(admitted, StartOutcome):
             return admitted
         if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
             bind_session(admitted)
             return await self.drive(admitted, fresh=False)
-        row, tenant = admitted
+        row, tavus_key = admitted
         bind_session(row.id)
-        return await self._guarded(self._run(row, tenant.tavus_api_key_encrypted, fresh=True))
+        return await self._guarded(self._run(row, tavus_key, fresh=True))
 
-    # --- admission (one transaction) --------------------------------------------
+    # --- admission (one statement) ------------------------------------------------
 
     async def _admit(
-        self, tenant_id: str, body: SessionCreate, key: str | None
-    ) -> StartOutcome | uuid.UUID | tuple[Session, AdmissionTenant]:
-        """Admit a new session (its row, as stored, and its tenant), or answer from the
-        key's record, or hand back the id of a crashed first attempt to resume.
+        self, tenant_id: str, body: SessionCreate, key: str | None, api_key_id: str | None
+    ) -> StartOutcome | uuid.UUID | tuple[Session, bytes | None]:
+        """Admit a new session (its row, as stored, and its tenant's Tavus key), or answer
+        from the key's record, or hand back the id of a crashed first attempt to resume.
 
-        One transaction of two statements: lock the tenant, read the profile and claim
-        the key; then count the live sessions and insert the new one if there is room.
-        The request is validated against the profile in between, so an invalid request
-        is refused as such (422) even when the tenant is also at its cap (429).
+        The request is resolved against its profile first (``ProfileCache``), so a request
+        the profile refuses is told so (422) even when the tenant is at its cap (429).
+        Then one autocommit statement locks the tenant, checks that the key and the
+        profile are unchanged, claims the key, counts the live sessions and inserts the
+        new one if there is room (``SessionRepository.admit``).
         """
         now = _now()
         session_id = uuid.uuid4()
@@ -207,23 +225,92 @@ class StartSaga:
             if key is not None
             else None
         )
-        async with self.ctx.sessionmaker.begin() as db:
-            tenant = await SessionRepository(db).lock_tenant_for_admission(
-                tenant_id, body.profile, claim
-            )
-            if tenant is None:  # deleted since its key authenticated: so is the key
-                raise Unauthorized(
-                    "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        for attempt in range(PROFILE_READS):
+            try:
+                profile = await self.ctx.profiles.get(tenant_id, body.profile, fresh=attempt > 0)
+                values, resolution = self._admission_values(
+                    profile, tenant_id, body, key, session_id, lease_until
                 )
-            if key is not None and not tenant.key_claimed:
-                return await self._existing_key(db, tenant_id, key, fingerprint, now)
-            return await self._admit_new(db, tenant, body, key, session_id, lease_until)
+            except TenantGone:
+                raise _revoked() from None
+            except ValidationFailed:
+                # A retry whose profile changed since the first attempt still gets the
+                # first attempt's answer.
+                if key is not None:
+                    async with self.ctx.sessionmaker.begin() as db:
+                        known = await self._existing_key(
+                            db, tenant_id, key, fingerprint, now, missing_ok=True
+                        )
+                    if known is not None:
+                        return known
+                raise
+            gate = AdmissionGate(
+                tenant_id=tenant_id,
+                api_key_id=api_key_id,
+                profile=profile.name,
+                profile_version=profile.version,
+                profile_is_default=profile.is_default,
+                claim=claim,
+            )
+            event = EventRecord(
+                kind="transition",
+                type="session.admitted",
+                to_state=State.ADMITTED,
+                payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
+            )
+            async with self.ctx.autocommit() as db:
+                admission = await SessionRepository(db).admit(gate, values, event)
+            match admission.outcome:
+                case AdmissionOutcome.ADMITTED:
+                    assert admission.created_at is not None
+                    assert admission.updated_at is not None
+                    # The row as stored, kept in memory: the saga needs no read before
+                    # its first call.
+                    row = Session(
+                        **values, created_at=admission.created_at, updated_at=admission.updated_at
+                    )
+                    return row, admission.tavus_api_key_encrypted
+                case AdmissionOutcome.PROFILE_CHANGED:
+                    continue
+                case AdmissionOutcome.KEY_EXISTS:
+                    assert key is not None
+                    async with self.ctx.sessionmaker.begin() as db:
+                        known = await self._existing_key(db, tenant_id, key, fingerprint, now)
+                    assert known is not None
+                    return known
+                case AdmissionOutcome.FULL:
+                    raise TenantConcurrencyLimit(
+                        f"tenant {tenant_id!r} has {admission.live} of "
+                        f"{admission.cap} concurrent sessions running",
+                        headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
+                        limit=admission.cap,
+                    )
+                case AdmissionOutcome.NO_TENANT | AdmissionOutcome.KEY_REVOKED:
+                    # Deleted or revoked since the key authenticated.
+                    raise _revoked()
+        raise ProfileChanging(
+            f"profile {body.profile or 'default'!r} changed {PROFILE_READS} times while "
+            "this session was being admitted; retry",
+            headers={"Retry-After": "1"},
+        )
 
     async def _existing_key(
-        self, db: AsyncSession, tenant_id: str, key: str, fingerprint: str, now: datetime
-    ) -> StartOutcome | uuid.UUID:
+        self,
+        db: AsyncSession,
+        tenant_id: str,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        *,
+        missing_ok: bool = False,
+    ) -> StartOutcome | uuid.UUID | None:
+        """The answer for a key used before, from its record (locked): replay,
+        mismatch, in flight, or the id of a crashed first attempt to resume. With
+        ``missing_ok``, None when the key has no record."""
         record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
         if record is None:
+            if missing_ok:
+                return None
             # Pruned between our insert attempt and this read: extremely unlikely.
             raise IdempotencyKeyInFlight("retry the request")
         if record.request_hash != fingerprint:
@@ -253,27 +340,22 @@ class StartSaga:
         await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
         return row.id
 
-    async def _admit_new(
+    def _admission_values(
         self,
-        db: AsyncSession,
-        tenant: AdmissionTenant,
+        profile: StartProfile,
+        tenant_id: str,
         body: SessionCreate,
         key: str | None,
         session_id: uuid.UUID,
         lease_until: datetime,
-    ) -> tuple[Session, AdmissionTenant]:
-        name = tenant.profile_name
-        if name is None:
-            raise ProfileRequired(
-                "the request names no profile and the tenant has no default_profile"
-            )
-        if tenant.profile_config is None:
-            raise UnknownProfile(f"unknown profile {name!r}", profile=name)
-        resolution = resolve(Profile.model_validate(tenant.profile_config), body, profile_name=name)
+    ) -> tuple[dict[str, Any], Resolution]:
+        """The new session's row, with the request resolved under ``profile`` (422 when
+        the profile refuses it)."""
+        resolution = resolve(profile.profile, body, profile_name=profile.name)
         values: dict[str, Any] = {
             "id": session_id,
-            "tenant_id": tenant.tenant_id,
-            "profile": name,
+            "tenant_id": tenant_id,
+            "profile": profile.name,
             "state": State.ADMITTED,
             "strategy": resolution.strategy,
             "strategy_reason": resolution.strategy_reason,
@@ -288,27 +370,7 @@ class StartSaga:
             "claimed_by": self.ctx.instance_id,
             "attempts": 0,
         }
-        admitted = await SessionRepository(db).insert_admitted(
-            values,
-            EventRecord(
-                kind="transition",
-                type="session.admitted",
-                to_state=State.ADMITTED,
-                payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
-            ),
-            cap=tenant.max_concurrent_sessions,
-        )
-        if admitted.created_at is None or admitted.updated_at is None:
-            # Raising rolls the transaction back, the key's claim with it.
-            raise TenantConcurrencyLimit(
-                f"tenant {tenant.tenant_id!r} has {admitted.live} of "
-                f"{tenant.max_concurrent_sessions} concurrent sessions running",
-                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_SECONDS)},
-                limit=tenant.max_concurrent_sessions,
-            )
-        # The row as stored, kept in memory: the saga needs no read before its first call.
-        row = Session(**values, created_at=admitted.created_at, updated_at=admitted.updated_at)
-        return row, tenant
+        return values, resolution
 
     # --- the saga ----------------------------------------------------------------
 

@@ -108,7 +108,7 @@ class TestCrashedStart:
         key, _ = await setup_tenant(palisade)
         saga = palisade.runtime.start_saga
         # Admission happened, then the process "died" before any Tavus call.
-        admitted = await saga._admit("acme", SessionCreate(profile="voices"), None)
+        admitted = await saga._admit("acme", SessionCreate(profile="voices"), None, None)
         assert isinstance(admitted, tuple)
         session_id = admitted[0].id
         async with palisade.runtime.sessionmaker.begin() as db:
