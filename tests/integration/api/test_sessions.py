@@ -11,8 +11,11 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.domain.sessions import tags
+from app.domain.sessions.schemas import SessionCreate
+from app.errors import Unauthorized
 from app.tavus.models import PalCreate
 from app.tavus.simulator import (
     DropFault,
@@ -400,6 +403,92 @@ class TestAdmission:
         assert ended.status_code == 202
         # Still holding the slot while Tavus confirms the end.
         assert (await start(palisade, key, {})).status_code == 429
+
+
+class TestAdmissionGate:
+    """Admission re-checks, under the tenant's lock, what the start was resolved with."""
+
+    async def test_a_profile_changed_behind_the_cache_is_read_again(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        assert (await start(palisade, key, {"profile": "coach"})).status_code == 201
+        assert (await start(palisade, key, {})).status_code == 201  # the default: coach
+        other = await palisade.runtime.tavus.create_pal(
+            PalCreate(default_face_id="r90bbd427f71", pal_name="Other", system_prompt="hi")
+        )
+        # As another process would: the rows change, this process's cache does not know.
+        async with palisade.runtime.sessionmaker.begin() as db:
+            await db.execute(
+                text(
+                    "UPDATE profile SET config = jsonb_set(config, '{pal_id}', to_jsonb("
+                    "CAST(:pal AS text))) WHERE tenant_id = 'acme' AND name = 'coach'"
+                ),
+                {"pal": other.pal_id},
+            )
+            await db.execute(text("UPDATE tenant SET default_profile = 'voices' WHERE id = 'acme'"))
+        named = await start(palisade, key, {"profile": "coach"})
+        assert named.status_code == 201, named.text
+        assert named.json()["pal_id"] == other.pal_id
+        default = await start(palisade, key, {})
+        assert default.status_code == 201, default.text
+        assert default.json()["profile"] == "voices"
+        assert default.json()["strategy"] == "ephemeral"
+
+    async def test_a_retry_after_its_profile_was_removed_still_replays(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        body = {"profile": "voices", "external_ref": "u1"}
+        first = await start(palisade, key, body, idempotency_key="before-removal")
+        assert first.status_code == 201
+        removed = await palisade.admin(
+            "PATCH", "/tenants/acme", json={"profiles": {"voices": None}}
+        )
+        assert removed.status_code == 200, removed.text
+        again = await start(palisade, key, body, idempotency_key="before-removal")
+        assert again.status_code == 201, again.text
+        assert again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        fresh = await start(palisade, key, body, idempotency_key="after-removal")
+        assert fresh.status_code == 422
+        assert fresh.json()["code"] == "unknown_profile"
+        assert len(conversations(simulator)) == 1
+
+    async def test_a_key_revoked_after_authentication_starts_nothing(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        await setup_tenant(palisade)
+        issued = (await palisade.admin("POST", "/tenants/acme/api-keys", json={})).json()
+        revoked = await palisade.admin("DELETE", f"/tenants/acme/api-keys/{issued['id']}")
+        assert revoked.status_code == 204
+        # The request authenticated just before the revocation committed.
+        with pytest.raises(Unauthorized):
+            await palisade.runtime.start_saga.start(
+                "acme", SessionCreate(profile="coach"), "k", api_key_id=issued["id"]
+            )
+        async with palisade.runtime.sessionmaker() as db:
+            assert (await db.execute(text("SELECT count(*) FROM session"))).scalar_one() == 0
+            assert (
+                await db.execute(text("SELECT count(*) FROM idempotency_record"))
+            ).scalar_one() == 0
+        assert conversations(simulator) == []
+
+    async def test_a_start_refused_at_the_cap_leaves_its_key_unused(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade, cap=1)
+        assert (await start(palisade, key, {})).status_code == 201
+        for _ in range(2):  # not "in flight", not a replay of the 429
+            refused = await start(palisade, key, {}, idempotency_key="later")
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "tenant_concurrency_limit"
+        raised = await palisade.admin("PATCH", "/tenants/acme", json={"max_concurrent_sessions": 2})
+        assert raised.status_code == 200
+        admitted = await start(palisade, key, {}, idempotency_key="later")
+        assert admitted.status_code == 201, admitted.text
+        assert "idempotent-replayed" not in admitted.headers
+        assert len(conversations(simulator)) == 2
 
 
 class TestReadListEnd:
