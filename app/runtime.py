@@ -19,6 +19,7 @@ from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.profiles.cache import ProfileCache
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
+from app.domain.tenants.authentication import ApiKeyAuthenticator
 from app.domain.tenants.pals import TavusPalDirectory
 from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
@@ -39,6 +40,7 @@ class Runtime:
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
     pals: TavusPalDirectory
+    api_keys: ApiKeyAuthenticator
     start_saga: StartSaga
     reconciler: Reconciler | None
     warm_pool: WarmPool
@@ -128,6 +130,11 @@ async def open_runtime(
             tavus=tavus,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
+            api_keys=ApiKeyAuthenticator(
+                autocommit,
+                sessionmaker,
+                remember_seconds=settings.api_key_cache_seconds,
+            ),
             pals=TavusPalDirectory(tavus),
             start_saga=start_saga,
             reconciler=reconciler,

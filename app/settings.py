@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     start_lease_seconds: Annotated[
         int, Field(ge=5, le=600, validation_alias=_env("PALISADE_START_LEASE_SECONDS"))
     ] = 60
+    # How long each process accepts an API key it found active without looking it up
+    # again: a revocation reaches other processes within it (0: look up every request).
+    api_key_cache_seconds: Annotated[
+        float, Field(ge=0, le=60, validation_alias=_env("PALISADE_API_KEY_CACHE_SECONDS"))
+    ] = 5.0
     idempotency_ttl_hours: Annotated[
         int, Field(ge=24, le=24 * 30, validation_alias=_env("PALISADE_IDEMPOTENCY_TTL_HOURS"))
     ] = 24

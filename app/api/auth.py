@@ -8,8 +8,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import RuntimeDep
-from app.domain.tenants import service as tenant_service
-from app.domain.tenants.service import TenantCredentials
+from app.domain.tenants.authentication import TenantCredentials
 from app.errors import Unauthorized
 from app.security.tokens import constant_time_equals
 
@@ -43,17 +42,9 @@ async def current_tenant(
 ) -> TenantCredentials:
     if credentials is None:
         raise _unauthorized("send Authorization: Bearer <tenant API key>")
-    # Its own short session, returned to the pool before the handler runs: a handler
-    # that opens units of work of its own (the start saga) must never wait for a second
-    # connection while holding one, or a burst exhausts the pool. One read: autocommit
-    # spares it a BEGIN and a ROLLBACK.
-    async with runtime.autocommit() as session:
-        found = await tenant_service.authenticate(session, credentials.credentials)
+    found = await runtime.api_keys.authenticate(credentials.credentials)
     if found is None:
         raise _unauthorized("invalid or revoked API key")
-    if found.last_used_stale:
-        async with runtime.sessionmaker.begin() as side:
-            await tenant_service.record_key_use(side, found.key_id)
     return found
 
 

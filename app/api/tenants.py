@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from app.api.auth import AdminOnly
 from app.api.deps import DbSession, RuntimeDep
@@ -95,10 +95,20 @@ async def list_api_keys(tenant_id: StorableStr, session: DbSession) -> list[ApiK
     responses={**_ERRORS, 404: {"description": "No such key (`api_key_not_found`)"}},
 )
 async def revoke_api_key(
-    tenant_id: StorableStr, key_id: StorableStr, session: DbSession
+    tenant_id: StorableStr,
+    key_id: StorableStr,
+    session: DbSession,
+    runtime: RuntimeDep,
+    after_commit: BackgroundTasks,
 ) -> Response:
-    """Revoke a key at once; revoking twice is fine."""
+    """Revoke a key: it starts no session from now on, and is refused everywhere within
+    `PALISADE_API_KEY_CACHE_SECONDS` (at once by the process that revokes it); revoking
+    twice is fine."""
     await tenant_service.revoke_api_key(session, tenant_id, key_id)
+    runtime.api_keys.forget(key_id)
+    # Again once the revocation has committed (background tasks run after the response):
+    # a concurrent request may have looked the key up, still active, in between.
+    after_commit.add_task(runtime.api_keys.forget_after_commit, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

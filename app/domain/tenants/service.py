@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Profile as ProfileRow
 from app.db.models import Tenant, TenantApiKey
-from app.db.repositories.tenants import LAST_USED_RESOLUTION, ApiKeyRepository, TenantRepository
+from app.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from app.domain.profiles.schemas import Profile, validate_profile
 from app.domain.tenants import errors
 from app.domain.tenants.schemas import (
@@ -31,17 +29,6 @@ class PalDirectory(Protocol):
     """What tenant validation needs from Tavus: does this PAL exist for this account?"""
 
     async def pal_exists(self, pal_id: str, *, api_key: str | None) -> bool: ...
-
-
-@dataclass(frozen=True)
-class TenantCredentials:
-    """The caller of a tenant endpoint, as established by its API key."""
-
-    tenant_id: str
-    key_id: str
-    # last_used_at is refreshed at most once a minute, outside the request's transaction,
-    # so that concurrent requests with one key never queue on its row.
-    last_used_stale: bool = False
 
 
 def _profile_config(profile: Profile) -> dict[str, Any]:
@@ -223,19 +210,3 @@ async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKeyPub
 async def revoke_api_key(session: AsyncSession, tenant_id: str, key_id: str) -> None:
     if not await ApiKeyRepository(session).revoke(tenant_id, key_id):
         raise errors.ApiKeyNotFound(f"API key {key_id!r} does not exist for tenant {tenant_id!r}")
-
-
-async def authenticate(session: AsyncSession, raw_key: str) -> TenantCredentials | None:
-    """The tenant a raw API key belongs to, or None for an unknown or revoked key."""
-    if not api_keys.looks_like_key(raw_key):
-        return None
-    row = await ApiKeyRepository(session).find_active(api_keys.hash_key(raw_key))
-    if row is None:
-        return None
-    now = datetime.now(UTC)
-    stale = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
-    return TenantCredentials(tenant_id=row.tenant_id, key_id=row.id, last_used_stale=stale)
-
-
-async def record_key_use(session: AsyncSession, key_id: str) -> None:
-    await ApiKeyRepository(session).touch(key_id, datetime.now(UTC))

@@ -11,6 +11,7 @@ import pytest
 
 from app.domain.tenants.apply import TenantsFile, apply_tenants
 from app.security.secret_box import SecretBox
+from tests.conftest import PalisadeFactory
 from tests.support.stack import ADMIN_HEADERS, PAL_TEMPLATE, Palisade, SimulatorHandle
 
 
@@ -333,6 +334,34 @@ class TestApiKeys:
         assert (await palisade.as_tenant(key, "GET", "/sessions")).status_code == 401
         again = await palisade.admin("DELETE", f"/tenants/acme/api-keys/{keys[0]['id']}")
         assert again.status_code == 204
+
+    async def test_another_process_refuses_a_revoked_key_within_its_window_and_never_starts(
+        self, palisade: Palisade, palisade_factory: PalisadeFactory
+    ) -> None:
+        # The other process remembers keys for a minute: the revocation reaches its reads
+        # only after that, but its starts at once (admission checks the key again).
+        other = await palisade_factory(PALISADE_API_KEY_CACHE_SECONDS=60)
+        key = await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
+        assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 200
+        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        revoked = await palisade.admin("DELETE", f"/tenants/acme/api-keys/{listed['id']}")
+        assert revoked.status_code == 204
+        assert (await palisade.as_tenant(key, "GET", "/sessions")).status_code == 401
+        assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 200
+        start = await other.as_tenant(key, "POST", "/sessions", json={})
+        assert start.status_code == 401, start.text
+        assert start.json()["code"] == "unauthorized"
+
+    async def test_without_a_window_every_request_looks_its_key_up(
+        self, palisade_factory: PalisadeFactory
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_API_KEY_CACHE_SECONDS=0)
+        other = await palisade_factory(PALISADE_API_KEY_CACHE_SECONDS=0)
+        key = await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
+        assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 200
+        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        await palisade.admin("DELETE", f"/tenants/acme/api-keys/{listed['id']}")
+        assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 401
 
     async def test_revoking_an_unknown_key_is_404(self, palisade: Palisade) -> None:
         await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
