@@ -13,7 +13,12 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
+from app.db.engine import (
+    autocommit_engine,
+    create_autocommit_sessionmaker,
+    create_engine,
+    create_sessionmaker,
+)
 from app.db.instrumentation import count_round_trips_if_enabled
 from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.profiles.cache import ProfileCache
@@ -92,7 +97,7 @@ async def open_runtime(
     start_saga = StartSaga(
         StartContext(
             sessionmaker=sessionmaker,
-            autocommit=autocommit,
+            autocommit=autocommit_engine(engine),
             profiles=ProfileCache(autocommit),
             tavus=tavus,
             secret_box=secret_box,

@@ -8,7 +8,7 @@ Create Date: 2026-11-24 06:10:00.000000+00:00
 still active and that the profile the request was resolved under is unchanged, claims
 the ``Idempotency-Key`` and counts the tenant's live sessions. The statement that calls
 it inserts the session when it answers ``admitted`` (``app/db/repositories/
-session_statements.py``), so a start is admitted in one autocommit round trip.
+session_statements.py``). so a start is admitted in one autocommit round trip.
 
 It is a function, not a CTE, for one reason: under READ COMMITTED every statement of a
 volatile PL/pgSQL function takes a fresh snapshot. The count runs after the lock is

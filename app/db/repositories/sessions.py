@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, union_all, update
@@ -17,7 +16,6 @@ from app.db.models.session import (
     NON_TERMINAL_STATES_SQL,
     TERMINAL_STATES_SQL,
 )
-from app.db.repositories import session_statements as statements
 from app.db.repositories.leases import due_ids
 
 
@@ -32,164 +30,9 @@ class SessionCounts:
     oldest_cleanup_age: float
 
 
-@dataclass(frozen=True)
-class KeyClaim:
-    """An idempotency key to claim for a request, as in flight until ``locked_until``."""
-
-    key: str
-    request_hash: str
-    session_id: uuid.UUID
-    locked_until: datetime
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class AdmissionGate:
-    """What admission checks under the tenant's lock before it inserts a session."""
-
-    tenant_id: str
-    # The caller's key, checked to be still active (None: not checked).
-    api_key_id: str | None
-    # The profile the request was resolved under, at the version it was read in.
-    profile: str
-    profile_version: str
-    # The request named no profile: the tenant's default must still be ``profile``.
-    profile_is_default: bool
-    claim: KeyClaim | None
-
-
-class AdmissionOutcome(StrEnum):
-    """The gate's answers (migration 0005)."""
-
-    ADMITTED = statements.ADMITTED
-    NO_TENANT = "no_tenant"
-    KEY_REVOKED = "key_revoked"
-    PROFILE_CHANGED = "profile_changed"
-    KEY_EXISTS = "key_exists"
-    FULL = "full"
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What admission decided. ``live`` is counted when the key was claimed (or there
-    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted."""
-
-    outcome: AdmissionOutcome
-    live: int | None
-    cap: int | None
-    tavus_api_key_encrypted: bytes | None
-    created_at: datetime | None
-    updated_at: datetime | None
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """An event to append in the same statement as the write it describes."""
-
-    kind: str
-    type: str
-    payload: dict[str, Any]
-    from_state: str | None = None
-    to_state: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    """The final answer to an idempotent request, stored in the same statement."""
-
-    tenant_id: str
-    key: str
-    status: int
-    body: dict[str, Any]
-
-
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def admit(
-        self, gate: AdmissionGate, values: dict[str, Any], event: EventRecord
-    ) -> Admission:
-        """Admit a session in one statement, on an autocommit session: lock the tenant,
-        run the gate's checks (``AdmissionGate``), claim the key, count the live sessions
-        and, below the cap, insert the session (``values``) and its first ``event``.
-
-        Admission is serialised per tenant by the lock, and the count is taken after
-        the lock is held (``session_admission_gate``, migration 0005), so a tenant never
-        has more live sessions than its cap. The key is claimed under the tenant lock,
-        so two requests with one key cannot deadlock.
-        """
-        if set(values) != set(statements.ADMISSION_COLUMNS):
-            raise ValueError(
-                f"admission writes {statements.ADMISSION_COLUMNS}, got {tuple(values)}"
-            )
-        claim = gate.claim
-        params: dict[str, Any] = {
-            "p_tenant_id": gate.tenant_id,
-            "p_api_key_id": gate.api_key_id,
-            "p_profile": gate.profile,
-            "p_profile_version": gate.profile_version,
-            "p_profile_is_default": gate.profile_is_default,
-            "claim_key": claim.key if claim else None,
-            "claim_request_hash": claim.request_hash if claim else None,
-            "claim_session_id": claim.session_id if claim else None,
-            "claim_locked_until": claim.locked_until if claim else None,
-            "claim_expires_at": claim.expires_at if claim else None,
-        }
-        params |= {f"value_{name}": value for name, value in values.items()}
-        params |= _event_params(event)
-        row = (await self.session.execute(statements.admit(), params)).one()
-        return Admission(
-            outcome=AdmissionOutcome(row.outcome),
-            live=row.live_sessions,
-            cap=row.session_cap,
-            tavus_api_key_encrypted=row.tavus_key,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-
-    async def move(
-        self,
-        session_id: uuid.UUID,
-        *,
-        owner: str,
-        lease_until: datetime | None,
-        from_states: Collection[str],
-        values: dict[str, Any],
-        event: EventRecord,
-        response: StoredResponse | None = None,
-    ) -> datetime | None:
-        """Compare-and-set: apply ``values`` only if ``owner`` still holds the lease that
-        ends at ``lease_until`` and the session is in one of ``from_states``; append
-        ``event`` and store ``response`` in the same statement. The new ``updated_at``,
-        or None when nothing matched (the lease was lost or the state moved on).
-
-        One statement, so it is atomic without a transaction of its own; the row lock
-        the UPDATE takes re-checks the conditions against the latest committed row.
-        """
-        query = statements.move(
-            tuple(values), lease_is_null=lease_until is None, store_response=response is not None
-        )
-        params: dict[str, Any] = {
-            "p_session_id": session_id,
-            "p_owner": owner,
-            "p_from_states": list(from_states),
-            **{f"value_{name}": value for name, value in values.items()},
-            **_event_params(event),
-        }
-        if lease_until is not None:  # a null lease is matched with IS NULL, unbound
-            params["p_lease_until"] = lease_until
-        if response is not None:
-            params |= {
-                "stored_tenant_id": response.tenant_id,
-                "stored_key": response.key,
-                "stored_status": response.status,
-                "stored_body": response.body,
-            }
-        updated_at: datetime | None = (
-            await self.session.execute(query, params)
-        ).scalar_one_or_none()
-        return updated_at
 
     async def add(self, row: Session) -> None:
         self.session.add(row)
@@ -363,13 +206,3 @@ class SessionRepository:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
-
-
-def _event_params(event: EventRecord) -> dict[str, Any]:
-    return {
-        "event_kind": event.kind,
-        "event_type": event.type,
-        "event_from": event.from_state,
-        "event_to": event.to_state,
-        "event_payload": event.payload,
-    }

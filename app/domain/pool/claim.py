@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Session
 from app.db.repositories.pool import PoolRepository
-from app.db.repositories.sessions import EventRecord, SessionRepository
+from app.db.repositories.session_writes import EventRecord, SessionWrites
 from app.domain.pool.fingerprint import pal_body_fingerprint
 from app.domain.sessions.start import LeaseLost, image_after
 from app.domain.sessions.states import Cleanup, State, check_move, sources_of
@@ -62,7 +62,7 @@ async def claim_pooled_pal(
             "cleanup": Cleanup.PENDING,
             "next_check_at": now + lease,
         }
-        updated_at = await SessionRepository(db).move(
+        updated_at = await SessionWrites(db).move(
             row.id,
             owner=instance_id,
             lease_until=row.next_check_at,

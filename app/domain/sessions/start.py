@@ -24,19 +24,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.idempotency import IdempotencyRepository
-from app.db.repositories.sessions import (
+from app.db.repositories.session_writes import (
     AdmissionGate,
     AdmissionOutcome,
     EventRecord,
     KeyClaim,
-    SessionRepository,
+    SessionWrites,
     StoredResponse,
 )
+from app.db.repositories.sessions import SessionRepository
 from app.db.repositories.tenants import TenantRepository
 from app.domain.profiles.cache import ProfileCache, StartProfile, TenantGone
 from app.domain.profiles.resolution import Resolution, resolve
@@ -105,9 +106,9 @@ class StartContext:
     """What the saga needs from the process: database, Tavus, secrets, settings."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
-    # Single-statement writes (admission, the recovery points) need no BEGIN/COMMIT
-    # round trips.
-    autocommit: async_sessionmaker[AsyncSession]
+    # Admission and the recovery points: single statements, each atomic by itself, sent
+    # on a bare autocommit connection (no BEGIN/COMMIT round trips, no ORM session).
+    autocommit: AsyncEngine
     profiles: ProfileCache
     tavus: TavusClient
     secret_box: SecretBox
@@ -258,8 +259,8 @@ class StartSaga:
                 to_state=State.ADMITTED,
                 payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
             )
-            async with self.ctx.autocommit() as db:
-                admission = await SessionRepository(db).admit(gate, values, event)
+            async with self.ctx.autocommit.connect() as connection:
+                admission = await SessionWrites(connection).admit(gate, values, event)
             match admission.outcome:
                 case AdmissionOutcome.ADMITTED:
                     assert admission.created_at is not None
@@ -516,8 +517,8 @@ class StartSaga:
             response = StoredResponse(
                 moved.tenant_id, moved.idempotency_key, outcome.status_code, outcome.body
             )
-        async with self.ctx.autocommit() as db:
-            updated_at = await SessionRepository(db).move(
+        async with self.ctx.autocommit.connect() as connection:
+            updated_at = await SessionWrites(connection).move(
                 row.id,
                 owner=self.ctx.instance_id,
                 lease_until=row.next_check_at,
