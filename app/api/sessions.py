@@ -34,7 +34,10 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Malformed JSON (`malformed_json`) or Idempotency-Key "
         "(`invalid_idempotency_key`)"
     },
-    409: {"description": "`idempotency_key_in_flight`: the first request is still running"},
+    409: {
+        "description": "`idempotency_key_in_flight`: the first request is still running; "
+        "`profile_changing`: the profile kept changing during admission"
+    },
     413: {"description": "Body too large (`payload_too_large`)"},
     422: {
         "description": "Invalid request: `unknown_profile`, `override_not_allowed`, "

@@ -141,7 +141,7 @@ def admit() -> Select[Any]:
 
 @cache
 def move(columns: tuple[str, ...], *, lease_is_null: bool, store_response: bool) -> Select[Any]:
-    """A compare-and-set on one session (``SessionRepository.move``). Parameters:
+    """A compare-and-set on one session (``SessionWrites.move``). Parameters:
     ``p_session_id``, ``p_owner``, ``p_lease_until`` (unless ``lease_is_null``),
     ``p_from_states`` (a list), ``value_<column>`` for each of ``columns``, the event's
     and, with ``store_response``, ``stored_tenant_id``, ``stored_key``, ``stored_status``

@@ -209,7 +209,7 @@ class StartSaga:
         the profile refuses is told so (422) even when the tenant is at its cap (429).
         Then one autocommit statement locks the tenant, checks that the key and the
         profile are unchanged, claims the key, counts the live sessions and inserts the
-        new one if there is room (``SessionRepository.admit``).
+        new one if there is room (``SessionWrites.admit``).
         """
         now = _now()
         session_id = uuid.uuid4()
