@@ -1,14 +1,15 @@
 """What each layer between Palisade and PostgreSQL costs, on one connection:
 
-    .venv/bin/python -m bench.db_layers [--database-url URL] [--rounds 400]
+    .venv/bin/python -m bench.db_layers [--database-url URL] [--rounds 400] [--idle-ms 0]
 
 Times the same work through the layers a session start goes through: a transaction of
 two single-row inserts (admission's shape) and one autocommit insert (a recovery
 point's shape), each through SQLAlchemy's async ORM session, a Core connection and the
 asyncpg connection beneath them; plus a bare ``SELECT 1`` on asyncpg. The variants take
 turns within each round, and a short pause between rounds lets the processes go idle as
-they do between paced starts. Prints the median of each, in ms. docs/benchmarks.md
-quotes it.
+they do between paced starts. With ``--idle-ms N``, every variant is timed after N ms
+with nothing to do, the state the first statement of a paced start meets. Prints the
+median of each, in ms. docs/benchmarks.md quotes it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _INSERT = "INSERT INTO probe (n) VALUES (1)"
 PAUSE_S = 0.005
 
 
-async def measure(url: str, rounds: int) -> dict[str, float]:
+async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float]:
     engine = create_engine(url)
     transactions = create_sessionmaker(engine)
     autocommit = create_autocommit_sessionmaker(engine)
@@ -93,6 +94,8 @@ async def measure(url: str, rounds: int) -> dict[str, float]:
     try:
         for _ in range(rounds):
             for name, work in variants.items():
+                if idle_s:
+                    await asyncio.sleep(idle_s)
                 began = time.perf_counter()
                 await work()
                 times[name].append(time.perf_counter() - began)
@@ -109,14 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.db_layers", description=__doc__)
     parser.add_argument("--database-url")
     parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument(
+        "--idle-ms", type=float, default=0.0, help="pause before each timed variant"
+    )
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="palisade-db-layers-") as tmp,
         fresh_database(args.database_url, Path(tmp)) as database,
     ):
-        medians = asyncio.run(measure(database.url, args.rounds))
+        medians = asyncio.run(measure(database.url, args.rounds, args.idle_ms / 1000))
         where, version = database.where, database.server_version
-    lines = [f"PostgreSQL {version} ({where}), {args.rounds} rounds", "", "| work | p50 |"]
+    idle = f", {args.idle_ms:g} ms idle before each" if args.idle_ms else ""
+    lines = [f"PostgreSQL {version} ({where}), {args.rounds} rounds{idle}", "", "| work | p50 |"]
     lines += ["|---|---|"] + [f"| {name} | {ms:.3f} ms |" for name, ms in medians.items()]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

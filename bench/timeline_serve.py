@@ -5,7 +5,9 @@
 Installs wrappers, then runs the ordinary command line. For each start it records, in
 wall time from when FastAPI got the request, every SQL statement (from the engine's
 statement events), every commit (a transaction's exit), every Tavus call (the shared
-httpx client's ``send``) and when the response began. Each start is one JSON line in
+httpx client's ``send``) and when the response began; and instants ("mark …", no
+duration): the body fully received, the saga entered, each call of the start path's
+writes (``SessionWrites.admit`` and ``move``) entered. Each start is one JSON line in
 ``$PALISADE_BENCH_TIMELINE.<pid>``. The wrappers cost a few microseconds per span and
 touch nothing else: this is for seeing where the time goes, not for the suite's figures.
 """
@@ -100,13 +102,19 @@ def install(out_path: str) -> None:
         token = _spans.set(spans)
         began = time.perf_counter()
 
+        async def timed_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body"):
+                _mark("body received")
+            return message
+
         async def timed_send_(message: Any) -> None:
             if message["type"] == "http.response.start":
                 _record("response", began)
             await send_(message)
 
         try:
-            await app_call(self, scope, receive, timed_send_)
+            await app_call(self, scope, timed_receive, timed_send_)
         finally:
             _spans.reset(token)
             out.write(
@@ -115,6 +123,30 @@ def install(out_path: str) -> None:
             )
 
     fastapi.FastAPI.__call__ = timed_call  # type: ignore[method-assign, assignment]
+
+    from app.db.repositories.session_writes import SessionWrites
+    from app.domain.sessions.start import StartSaga
+
+    _mark_calls(StartSaga, "start", "saga entered")
+    _mark_calls(SessionWrites, "admit", "admission called")
+    _mark_calls(SessionWrites, "move", "recovery point called")
+
+
+def _mark(label: str) -> None:
+    now = time.perf_counter()
+    spans = _spans.get()
+    if spans is not None:
+        spans.append((f"mark {label}", now, now))
+
+
+def _mark_calls(cls: type, name: str, label: str) -> None:
+    original = getattr(cls, name)
+
+    async def marked(*args: Any, **kwargs: Any) -> Any:
+        _mark(label)
+        return await original(*args, **kwargs)
+
+    setattr(cls, name, marked)
 
 
 def main() -> None:

@@ -61,3 +61,9 @@ class TestReport:
         once = [*REUSE_START, ("sql UPDATE tenant_api_key SET", 1.6, 0.4)]
         text = report("reuse", [1.0], [once, REUSE_START, REUSE_START])
         assert "UPDATE tenant_api_key" not in text
+
+    def test_marks_are_listed_and_take_no_time(self) -> None:
+        marked = [("mark body received", 0.25, 0.0), *REUSE_START]
+        text = report("reuse", [12.0], [marked])
+        assert "| mark body received | 0.25 ms | 0.00 ms |" in text
+        assert "| the rest (Python) | 4.50 ms |" in text
