@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     admin_token: Annotated[SecretStr | None, Field(validation_alias=_env("ADMIN_TOKEN"))] = None
     secret_key: Annotated[SecretStr | None, Field(validation_alias=_env("SECRET_KEY"))] = None
+    # Unset: GET /metrics is open, for scrapers on a private network.
+    metrics_token: Annotated[
+        SecretStr | None, Field(validation_alias=_env("PALISADE_METRICS_TOKEN"))
+    ] = None
 
     # --- Palisade's own knobs ---
     mode: Annotated[Mode | None, Field(validation_alias=_env("PALISADE_MODE"))] = None
@@ -153,6 +157,14 @@ class Settings(BaseSettings):
                 if self.database_url is None and self.tavus_api_key is None
                 else Mode.PRODUCTION
             )
+        if self.metrics_token is not None and not self.metrics_token.get_secret_value():
+            self.metrics_token = None  # compose passes an unset variable as empty
+        if self.metrics_token is not None:
+            problem = _secret_problem(
+                "PALISADE_METRICS_TOKEN", self.metrics_token, MIN_ADMIN_TOKEN_LENGTH, ""
+            )
+            if problem:
+                raise SettingsError(problem)
         if self.mode is Mode.DEV:
             if self.admin_token is None:
                 self.admin_token = SecretStr(DEV_ADMIN_TOKEN)

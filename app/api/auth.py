@@ -19,6 +19,8 @@ _tenant_bearer = HTTPBearer(
     scheme_name="TenantApiKey", description="A tenant API key (psk_...).", auto_error=False
 )
 
+_metrics_bearer = HTTPBearer(auto_error=False)
+
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -48,5 +50,20 @@ async def current_tenant(
     return found
 
 
+async def require_metrics_token(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """With PALISADE_METRICS_TOKEN set, a scrape must present it; unset, anyone may scrape."""
+    expected = runtime.settings.metrics_token
+    if expected is None:
+        return
+    if credentials is None:
+        raise _unauthorized("send Authorization: Bearer <PALISADE_METRICS_TOKEN>")
+    if not constant_time_equals(credentials.credentials, expected.get_secret_value()):
+        raise _unauthorized("invalid metrics token")
+
+
 AdminOnly = Depends(require_admin)
+MetricsScraper = Depends(require_metrics_token)
 CurrentTenant = Annotated[TenantCredentials, Depends(current_tenant)]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.api.auth import MetricsScraper
 from app.api.deps import RuntimeDep
 from app.observability import metrics
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[MetricsScraper])
 async def scrape(runtime: RuntimeDep) -> Response:
     await metrics.refresh_session_gauges(runtime.sessionmaker)
     await metrics.refresh_pool_gauges(runtime.sessionmaker)

@@ -8,6 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.tavus.simulator import ErrorFault
+from tests.conftest import PalisadeFactory
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import wait_status
 from tests.support.stack import Palisade, SimulatorHandle
@@ -182,3 +183,21 @@ async def test_a_body_refused_before_routing_is_counted_under_its_route(
 async def test_metrics_are_not_part_of_the_api_schema(palisade: Palisade) -> None:
     paths = (await palisade.client.get("/openapi.json")).json()["paths"]
     assert "/metrics" not in paths
+
+
+async def test_a_metrics_token_closes_the_scrape_to_anyone_without_it(
+    palisade_factory: PalisadeFactory,
+) -> None:
+    token = "scrape-" + "t" * 24
+    palisade = await palisade_factory(PALISADE_METRICS_TOKEN=token)
+    missing = await palisade.client.get("/metrics")
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "unauthorized"
+    assert missing.headers["www-authenticate"] == "Bearer"
+    wrong = await palisade.client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 31})
+    assert wrong.status_code == 401
+    right = await palisade.client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert right.status_code == 200
+    assert "palisade_sessions" in right.text
+    # The probes stay open: the kubelet sends no credentials.
+    assert (await palisade.client.get("/healthz")).status_code == 200

@@ -41,7 +41,9 @@ DESIGN_VARIABLES = frozenset(
         "SECRET_KEY",
     }
 )
-SECRET_VARIABLES = frozenset({"DATABASE_URL", "TAVUS_API_KEY", "ADMIN_TOKEN", "SECRET_KEY"})
+SECRET_VARIABLES = frozenset(
+    {"DATABASE_URL", "TAVUS_API_KEY", "ADMIN_TOKEN", "SECRET_KEY", "PALISADE_METRICS_TOKEN"}
+)
 # Read by uvicorn through `palisade serve`, not by Settings.
 SERVER_VARIABLES = frozenset({"FORWARDED_ALLOW_IPS"})
 # Read by docker compose itself (interpolation), never passed to Palisade.
@@ -291,7 +293,7 @@ class TestEnvExample:
 
     def test_no_secret_has_a_value(self) -> None:
         text = (REPO / ".env.example").read_text()
-        for name in ("ADMIN_TOKEN", "SECRET_KEY", "TAVUS_API_KEY"):
+        for name in ("ADMIN_TOKEN", "SECRET_KEY", "TAVUS_API_KEY", "PALISADE_METRICS_TOKEN"):
             assert re.search(rf"^{name}=$", text, flags=re.M), name
 
 

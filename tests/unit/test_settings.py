@@ -114,3 +114,24 @@ class TestUrls:
     def test_base_url_must_be_http(self) -> None:
         with pytest.raises(ValidationError):
             build(TAVUS_BASE_URL="ftp://tavus")
+
+
+class TestMetricsToken:
+    def test_unset_or_empty_leaves_the_scrape_open(self) -> None:
+        assert build().metrics_token is None
+        assert build(PALISADE_METRICS_TOKEN="").metrics_token is None
+
+    def test_a_strong_token_is_kept(self) -> None:
+        settings = build(PALISADE_METRICS_TOKEN=STRONG_TOKEN)
+        assert settings.metrics_token is not None
+        assert settings.metrics_token.get_secret_value() == STRONG_TOKEN
+
+    @pytest.mark.parametrize(
+        ("value", "says"), [("short", "too short"), ("changeme", "placeholder")]
+    )
+    def test_a_weak_token_is_refused_even_in_dev(self, value: str, says: str) -> None:
+        with pytest.raises(ValidationError) as caught:
+            build(PALISADE_METRICS_TOKEN=value)
+        message = settings_error(caught.value)
+        assert message.startswith("PALISADE_METRICS_TOKEN")
+        assert says in message
