@@ -74,11 +74,13 @@ BEGIN
         RETURN QUERY SELECT 'key_revoked'::text, NULL::bigint, v_cap, NULL::bytea;
         RETURN;
     END IF;
-    -- xmin changes with every update of the row: the version the caller resolved under.
+    -- The version the caller resolved under: a hash of the profile's config (jsonb's text
+    -- form is canonical, so equal configs hash alike). SHA-256, not md5: md5() fails on
+    -- servers in FIPS mode.
     IF (p_profile_is_default AND v_default IS DISTINCT FROM p_profile) OR NOT EXISTS (
         SELECT 1 FROM profile p
          WHERE p.tenant_id = p_tenant_id AND p.name = p_profile
-           AND p.xmin::text = p_profile_version
+           AND encode(sha256(convert_to(p.config::text, 'UTF8')), 'hex') = p_profile_version
     ) THEN
         RETURN QUERY SELECT 'profile_changed'::text, NULL::bigint, v_cap, NULL::bytea;
         RETURN;

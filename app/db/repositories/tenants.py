@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, delete, func, literal_column, select, update
+from sqlalchemy import Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,8 +21,11 @@ _FIND_ACTIVE_KEY = select(TenantApiKey.id, TenantApiKey.tenant_id, TenantApiKey.
 )
 
 
-# The profile a start runs under: the one named, else the tenant's default; with the
-# version of its row (xmin changes with every update), which admission checks again.
+# The profile a start runs under: the one named, else the tenant's default; with a hash
+# of its config, which admission compares again (session_admission_gate). The content,
+# not the row's version: a request resolved under this config is resolved right for as
+# long as the config is the same, which needs no version column, and re-applying an
+# unchanged profile keeps every process's cache.
 _WANTED_PROFILE = func.coalesce(
     bindparam("p_profile", type_=Profile.name.type), Tenant.default_profile
 )
@@ -30,7 +33,9 @@ _PROFILE_FOR_START = (
     select(
         _WANTED_PROFILE.label("name"),
         Profile.config,
-        cast(literal_column("profile.xmin"), Text).label("version"),
+        func.encode(func.sha256(func.convert_to(cast(Profile.config, Text), "UTF8")), "hex").label(
+            "version"
+        ),
     )
     .select_from(Tenant)
     .outerjoin(Profile, (Profile.tenant_id == Tenant.id) & (Profile.name == _WANTED_PROFILE))

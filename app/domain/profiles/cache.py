@@ -6,7 +6,8 @@ claimed or counted. Reading and validating the profile on every start cost a rou
 and a pydantic validation; here each is done once per profile version.
 
 An entry may be stale (the profile was edited through another process): admission
-checks the version the request was resolved under, under the tenant's lock, and answers
+compares the version the request was resolved under (a hash of the stored config) with
+the profile's, under the tenant's lock, and answers
 ``profile_changed`` when it differs. The start then reads the profile again. A stale
 entry therefore costs one retry, never a session started under an old profile.
 """
@@ -33,7 +34,7 @@ class TenantGone(Exception):
 
 @dataclass(frozen=True)
 class StartProfile:
-    """A profile, validated, with the version of its row."""
+    """A profile, validated, with its version (a hash of its stored config)."""
 
     name: str
     version: str
