@@ -9,7 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, CreatedAtMixin, TimestampsMixin
 
-# States from which a session still holds (or may hold) a slot of its tenant.
+# States from which a session still holds (or may hold) a slot of its tenant. Admission's
+# count is written into session_admission_gate too (migration 0005): a change here needs
+# a migration that replaces the function (tests/unit/test_admission_gate.py checks).
 NON_TERMINAL_STATES_SQL = "state NOT IN ('ended', 'failed')"
 TERMINAL_STATES_SQL = "state IN ('ended', 'failed')"
 # Sessions that are over and still owe the deletion of their ephemeral PAL. (A live
