@@ -13,7 +13,6 @@ is not subject to it: admission checks the key again under the tenant's lock
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,8 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.tenants import LAST_USED_RESOLUTION, ApiKeyRepository
 from app.security import api_keys
-
-logger = logging.getLogger(__name__)
 
 # Entries are a few dozen bytes; the bound only matters for a deployment with more keys
 # in use within one window than this, which then looks the rest up.
