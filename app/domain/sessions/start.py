@@ -124,10 +124,10 @@ class StartContext:
     warm_pool: WarmPool | None = None
 
 
-def request_fingerprint(body: SessionCreate) -> str:
-    canonical = json.dumps(
-        body.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")
-    )
+def request_fingerprint(request: dict[str, Any]) -> str:
+    """Of the request as the client sent it (``SessionCreate.model_dump(mode="json",
+    exclude_unset=True)``, also what the session row stores)."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"POST /sessions\n{canonical}".encode()).hexdigest()
 
 
@@ -214,7 +214,8 @@ class StartSaga:
         now = _now()
         session_id = uuid.uuid4()
         lease_until = now + self.ctx.start_lease
-        fingerprint = request_fingerprint(body) if key is not None else ""
+        request = body.model_dump(mode="json", exclude_unset=True)
+        fingerprint = request_fingerprint(request) if key is not None else ""
         claim = (
             KeyClaim(
                 key=key,
@@ -230,7 +231,7 @@ class StartSaga:
             try:
                 profile = await self.ctx.profiles.get(tenant_id, body.profile, fresh=attempt > 0)
                 values, resolution = self._admission_values(
-                    profile, tenant_id, body, key, session_id, lease_until
+                    profile, tenant_id, body, request, key, session_id, lease_until
                 )
             except TenantGone:
                 raise _revoked() from None
@@ -346,6 +347,7 @@ class StartSaga:
         profile: StartProfile,
         tenant_id: str,
         body: SessionCreate,
+        request: dict[str, Any],
         key: str | None,
         session_id: uuid.UUID,
         lease_until: datetime,
@@ -365,7 +367,7 @@ class StartSaga:
             "pal_ephemeral": resolution.strategy == "ephemeral",
             "external_ref": body.external_ref,
             "idempotency_key": key,
-            "request": body.model_dump(mode="json", exclude_unset=True),
+            "request": request,
             "resolved": _plan(resolution, session_id),
             "next_check_at": lease_until,
             "claimed_by": self.ctx.instance_id,
