@@ -39,8 +39,6 @@ class StartProfile:
     name: str
     version: str
     profile: Profile
-    # The request named no profile: this is the tenant's default.
-    is_default: bool
 
 
 class ProfileCache:
@@ -74,7 +72,6 @@ class ProfileCache:
             name=row.name,
             version=row.version,
             profile=Profile.model_validate(row.config),
-            is_default=name is None,
         )
         self._entries[key] = entry
         return entry

@@ -251,7 +251,7 @@ class StartSaga:
                 api_key_id=api_key_id,
                 profile=profile.name,
                 profile_version=profile.version,
-                profile_is_default=profile.is_default,
+                profile_is_default=body.profile is None,
                 claim=claim,
             )
             event = EventRecord(
