@@ -13,8 +13,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db.driver import Driver
 from app.db.engine import (
-    autocommit_engine,
     create_autocommit_sessionmaker,
     create_engine,
     create_sessionmaker,
@@ -61,7 +61,8 @@ async def open_runtime(
     settings: Settings, database_url: str, *, tavus_retry: RetryPolicy | None = None
 ) -> AsyncIterator[Runtime]:
     engine = create_engine(database_url, settings)
-    count_round_trips_if_enabled(engine)
+    driver = Driver(engine)
+    count_round_trips_if_enabled(engine, driver)
     # One client for the process: connection pooling and keep-alive to Tavus.
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -97,7 +98,7 @@ async def open_runtime(
     start_saga = StartSaga(
         StartContext(
             sessionmaker=sessionmaker,
-            autocommit=autocommit_engine(engine),
+            driver=driver,
             profiles=ProfileCache(autocommit),
             tavus=tavus,
             secret_box=secret_box,

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.db_layers [--database-url URL] [--rounds 400] [--idle-ms 0]
 
 Times the same work through the layers a session start goes through: a transaction of
-two single-row inserts (admission's shape) and one autocommit insert (a recovery
-point's shape), each through SQLAlchemy's async ORM session, a Core connection and the
-asyncpg connection beneath them; plus a bare ``SELECT 1`` on asyncpg. The variants take
+two single-row inserts and one autocommit insert (the shape of admission and of each
+recovery point), each through SQLAlchemy's async ORM session, a Core connection and the
+asyncpg connection beneath them; the autocommit insert also as the start path sends it,
+through ``app.db.driver``; plus a bare ``SELECT 1`` on asyncpg. The variants take
 turns within each round, and a short pause between rounds lets the processes go idle as
 they do between paced starts. With ``--idle-ms N``, every variant is timed after N ms
 with nothing to do, the state the first statement of a paced start meets. Prints the
@@ -25,6 +26,7 @@ from statistics import median
 
 from sqlalchemy import text
 
+from app.db.driver import Driver
 from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from bench.database import fresh_database
 
@@ -73,6 +75,12 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
             assert driver is not None
             await driver.execute(_INSERT)
 
+    driver = Driver(engine)
+
+    async def start_path_autocommit() -> None:
+        async with driver.connect() as conn:
+            await conn.fetchrow(insert, {})
+
     async def driver_select_1() -> None:
         async with engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
@@ -89,6 +97,7 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
         "autocommit insert, ORM session": orm_autocommit,
         "autocommit insert, Core connection": core_autocommit,
         "autocommit insert, asyncpg": driver_autocommit,
+        "autocommit insert, app.db.driver": start_path_autocommit,
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     try:

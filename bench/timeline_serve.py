@@ -4,7 +4,8 @@
 
 Installs wrappers, then runs the ordinary command line. For each start it records, in
 wall time from when FastAPI got the request, every SQL statement (from the engine's
-statement events), every commit (a transaction's exit), every Tavus call (the shared
+statement events, and each statement the driver sends itself, ``app.db.driver``), every
+commit (a transaction's exit), every Tavus call (the shared
 httpx client's ``send``) and when the response began; and instants ("mark …", no
 duration): the body fully received, the saga entered, each call of the start path's
 writes (``SessionWrites.admit`` and ``move``) entered. Each start is one JSON line in
@@ -75,6 +76,19 @@ def install(out_path: str) -> None:
             _record(f"tavus {request.method} {request.url.path}", began)
 
     httpx.AsyncClient.send = timed_send  # type: ignore[method-assign]
+
+    from app.db.driver import DriverConnection
+
+    fetchrow = DriverConnection.fetchrow
+
+    async def timed_fetchrow(self: DriverConnection, statement: Any, params: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await fetchrow(self, statement, params)
+        finally:
+            _record(_statement_label(self.driver.compiled(statement).sql), began)
+
+    DriverConnection.fetchrow = timed_fetchrow  # type: ignore[method-assign]
 
     transaction_exit = AsyncSessionTransaction.__aexit__
 

@@ -14,7 +14,8 @@ What is counted, as the asyncpg driver sends it:
   transaction lazily at the first statement, so a transaction that ran none costs none;
 - the liveness check, on a checkout of a connection that sat idle in the pool (one
   round trip, see ``app.db.engine.check_liveness_on_checkout``);
-- new connections, whose set-up queries are not itemised.
+- new connections, whose set-up queries are not itemised;
+- the statements sent by the driver itself (``app.db.driver``), each one round trip.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from app.db.driver import Driver
 from app.db.engine import PINGED
 
 ENV_VAR = "PALISADE_COUNT_DB_ROUND_TRIPS"
@@ -85,6 +87,10 @@ class RoundTripCounter:
             self._note("begin")
         self._note("statement", _WHITESPACE.sub(" ", statement).strip())
 
+    def on_driver_statement(self, statement: str) -> None:
+        # Sent outside any transaction: autocommit, one round trip.
+        self._note("statement", _WHITESPACE.sub(" ", statement).strip())
+
     def on_commit(self, conn: Connection) -> None:
         self._end(conn, "commit")
 
@@ -128,8 +134,9 @@ class RoundTripCounter:
         self.path.write_text(json.dumps(self.totals(), indent=1))
 
 
-def count_round_trips_if_enabled(engine: AsyncEngine) -> None:
-    """Install the counters on ``engine`` when ``PALISADE_COUNT_DB_ROUND_TRIPS`` is set."""
+def count_round_trips_if_enabled(engine: AsyncEngine, driver: Driver) -> None:
+    """Install the counters on ``engine`` and ``driver`` when
+    ``PALISADE_COUNT_DB_ROUND_TRIPS`` is set."""
     target = os.environ.get(ENV_VAR)
     if not target:
         return
@@ -143,6 +150,7 @@ def count_round_trips_if_enabled(engine: AsyncEngine) -> None:
     event.listen(sync_engine, "before_cursor_execute", counter.on_statement)
     event.listen(sync_engine, "commit", counter.on_commit)
     event.listen(sync_engine, "rollback", counter.on_rollback)
+    driver.observers.append(counter.on_driver_statement)
     event.listen(sync_engine, "engine_disposed", lambda _engine: counter.write())
     # A process stopped before the engine is disposed still leaves its totals.
     atexit.register(counter.write)

@@ -1,21 +1,24 @@
 """The writes of the session start path: admission and the compare-and-set ``move``.
 
 They run on whatever the caller holds: an ORM session inside a larger transaction (the
-warm pool's claim), or a bare autocommit connection (the start saga), which spares the
-ORM session's own work on every start. Both are one statement, atomic by itself.
+warm pool's claim), a Core connection, or a driver connection (the start saga, see
+``app.db.driver``), which spares SQLAlchemy's execution work on every start. Each is one
+statement, atomic by itself.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Select
 
+from app.db.driver import DriverConnection
 from app.db.repositories import session_statements as statements
 
 
@@ -91,8 +94,17 @@ class StoredResponse:
 
 
 class SessionWrites:
-    def __init__(self, db: AsyncConnection | AsyncSession) -> None:
+    def __init__(self, db: AsyncConnection | AsyncSession | DriverConnection) -> None:
         self.db = db
+
+    async def _row(
+        self, statement: Select[Any], params: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
+        if isinstance(self.db, DriverConnection):
+            return await self.db.fetchrow(statement, params)
+        result = await self.db.execute(statement, params)
+        row: Mapping[str, Any] | None = result.mappings().first()
+        return row
 
     async def admit(
         self, gate: AdmissionGate, values: dict[str, Any], event: EventRecord
@@ -125,14 +137,16 @@ class SessionWrites:
         }
         params |= {f"value_{name}": value for name, value in values.items()}
         params |= _event_params(event)
-        row = (await self.db.execute(statements.admit(), params)).one()
+        row = await self._row(statements.admit(), params)
+        if row is None:  # the statement selects from the gate, which always answers
+            raise RuntimeError("the admission statement returned no row")
         return Admission(
-            outcome=AdmissionOutcome(row.outcome),
-            live=row.live_sessions,
-            cap=row.session_cap,
-            tavus_api_key_encrypted=row.tavus_key,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            outcome=AdmissionOutcome(row["outcome"]),
+            live=row["live_sessions"],
+            cap=row["session_cap"],
+            tavus_api_key_encrypted=row["tavus_key"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
     async def move(
@@ -173,7 +187,8 @@ class SessionWrites:
                 "stored_status": response.status,
                 "stored_body": response.body,
             }
-        updated_at: datetime | None = (await self.db.execute(query, params)).scalar_one_or_none()
+        row = await self._row(query, params)
+        updated_at: datetime | None = row["updated_at"] if row is not None else None
         return updated_at
 
 

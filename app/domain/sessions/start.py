@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crashpoints
+from app.db.driver import Driver
 from app.db.models import Session
 from app.db.repositories.idempotency import IdempotencyRepository
 from app.db.repositories.session_writes import (
@@ -107,8 +108,8 @@ class StartContext:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     # Admission and the recovery points: single statements, each atomic by itself, sent
-    # on a bare autocommit connection (no BEGIN/COMMIT round trips, no ORM session).
-    autocommit: AsyncEngine
+    # by the driver itself (no BEGIN/COMMIT round trips, no SQLAlchemy execution).
+    driver: Driver
     profiles: ProfileCache
     tavus: TavusClient
     secret_box: SecretBox
@@ -260,7 +261,7 @@ class StartSaga:
                 to_state=State.ADMITTED,
                 payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
             )
-            async with self.ctx.autocommit.connect() as connection:
+            async with self.ctx.driver.connect() as connection:
                 admission = await SessionWrites(connection).admit(gate, values, event)
             match admission.outcome:
                 case AdmissionOutcome.ADMITTED:
@@ -519,7 +520,7 @@ class StartSaga:
             response = StoredResponse(
                 moved.tenant_id, moved.idempotency_key, outcome.status_code, outcome.body
             )
-        async with self.ctx.autocommit.connect() as connection:
+        async with self.ctx.driver.connect() as connection:
             updated_at = await SessionWrites(connection).move(
                 row.id,
                 owner=self.ctx.instance_id,
