@@ -21,12 +21,13 @@ type these statements return), and SQLAlchemy's execution events do not fire, so
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from cachetools import LRUCache
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +35,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
+# Statement shapes kept compiled per engine; the start path has a handful.
+COMPILED_STATEMENTS = 256
 # Called with each statement's SQL just before it is sent.
 StatementObserver = Callable[[str], None]
 
@@ -85,7 +88,9 @@ class Driver:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.observers: list[StatementObserver] = []
-        self._compiled: dict[ClauseElement, DriverStatement] = {}
+        # Bounded all the same: a caller building a statement per call would otherwise
+        # grow it without end.
+        self._compiled: LRUCache[ClauseElement, DriverStatement] = LRUCache(COMPILED_STATEMENTS)
 
     def compiled(self, statement: ClauseElement) -> DriverStatement:
         # Keyed by the statement object: the callers build each shape once (functools.cache).
@@ -109,7 +114,26 @@ class Driver:
         finally:
             # Returning a connection can close it (an overflow one, to a full pool), and
             # the adapter's close waits on asyncpg from inside SQLAlchemy's greenlet.
-            await greenlet_spawn(pooled.close)
+            await _to_completion(greenlet_spawn(pooled.close))
+
+
+async def _to_completion(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to its end even if the caller is cancelled meanwhile, then let the
+    cancellation through: a connection half returned would leave the pool's count wrong
+    (SQLAlchemy's own connections are closed this way)."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as error:
+            if task.done():
+                raise
+            cancelled = error
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
 
 
 class DriverConnection:
