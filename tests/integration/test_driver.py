@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, Integer, bindparam, column, exc, select, table, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.driver import Driver, DriverStatement
 from app.db.engine import create_engine
 from app.db.errors import is_database_unreachable
+from tests.support.databases import backend_pid, kill_backend
 
 _PROBE = table("driver_probe", column("id"), column("doc"))
 
@@ -34,11 +34,6 @@ def _insert() -> Any:
     return text(
         "INSERT INTO driver_probe (id, doc) VALUES (:id, :doc) RETURNING id, doc"
     ).bindparams(bindparam("doc", type_=JSONB))
-
-
-async def _backend_pid(engine: AsyncEngine) -> int:
-    async with engine.connect() as connection:
-        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
 async def test_a_statement_runs_with_the_dialects_conversions_and_commits_by_itself(
@@ -104,7 +99,7 @@ async def test_a_server_error_is_a_dbapi_error_and_the_connection_stays_in_use(
 ) -> None:
     driver = Driver(engine)
     session_id = uuid.uuid4()
-    pid = await _backend_pid(engine)
+    pid = await backend_pid(engine)
     async with driver.connect() as conn:
         await conn.fetchrow(_insert(), {"id": session_id, "doc": {}})
     with pytest.raises(exc.DBAPIError) as raised:
@@ -112,31 +107,28 @@ async def test_a_server_error_is_a_dbapi_error_and_the_connection_stays_in_use(
             await conn.fetchrow(_insert(), {"id": session_id, "doc": {}})  # duplicate key
     assert not is_database_unreachable(raised.value)  # a bug: 500, not 503
     assert not raised.value.connection_invalidated
-    assert await _backend_pid(engine) == pid  # the same connection, still pooled
+    assert await backend_pid(engine) == pid  # the same connection, still pooled
 
 
 async def test_a_lost_connection_is_unreachable_and_replaced(
     engine: AsyncEngine, fresh_database_url: str
 ) -> None:
     driver = Driver(engine)
-    pid = await _backend_pid(engine)
-    killer = create_async_engine(fresh_database_url, poolclass=NullPool)
-    async with killer.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    await killer.dispose()
+    pid = await backend_pid(engine)
+    await kill_backend(fresh_database_url, pid)
     # Returned a moment ago: handed out untested, as the start path gets it under load.
     with pytest.raises(exc.DBAPIError) as raised:
         async with driver.connect() as conn:
             await conn.fetchrow(_insert(), {"id": uuid.uuid4(), "doc": {}})
     assert is_database_unreachable(raised.value)  # answered 503 database_unavailable
-    assert await _backend_pid(engine) != pid
+    assert await backend_pid(engine) != pid
 
 
 async def test_a_statement_cancelled_midway_does_not_return_its_connection(
     engine: AsyncEngine,
 ) -> None:
     driver = Driver(engine)
-    pid = await _backend_pid(engine)
+    pid = await backend_pid(engine)
 
     async def slow() -> None:
         async with driver.connect() as conn:
@@ -154,4 +146,4 @@ async def test_a_statement_cancelled_midway_does_not_return_its_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await _backend_pid(engine) != pid
+    assert await backend_pid(engine) != pid

@@ -6,24 +6,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.db.engine import create_autocommit_sessionmaker, create_engine
 from app.db.errors import is_database_unreachable
-
-
-async def _kill_backend(database_url: str, pid: int) -> None:
-    """As a restarted server would: the pooled connection's backend goes away."""
-    killer = create_async_engine(database_url, poolclass=NullPool)
-    async with killer.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    await killer.dispose()
-
-
-async def _backend_pid(engine: AsyncEngine) -> int:
-    async with engine.connect() as connection:
-        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+from tests.support.databases import backend_pid, kill_backend
 
 
 async def test_a_connection_killed_while_idle_in_the_pool_is_replaced_without_an_error(
@@ -34,8 +20,8 @@ async def test_a_connection_killed_while_idle_in_the_pool_is_replaced_without_an
     opened: list[object] = []
     event.listen(engine.sync_engine.pool, "connect", lambda *_: opened.append(1))
     try:
-        pid = await _backend_pid(engine)
-        await _kill_backend(database_url, pid)
+        pid = await backend_pid(engine)
+        await kill_backend(database_url, pid)
         assert len(opened) == 1
         async with engine.connect() as connection:
             new_pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -48,14 +34,14 @@ async def test_a_connection_killed_while_idle_in_the_pool_is_replaced_without_an
 async def test_a_connection_returned_a_moment_ago_is_not_tested(database_url: str) -> None:
     engine = create_engine(database_url, liveness_bypass_seconds=3600)
     try:
-        pid = await _backend_pid(engine)
-        await _kill_backend(database_url, pid)
+        pid = await backend_pid(engine)
+        await kill_backend(database_url, pid)
         with pytest.raises(exc.DBAPIError) as raised:
-            await _backend_pid(engine)
+            await backend_pid(engine)
         # Answered 503 database_unavailable by the API, as any connection loss is.
         assert is_database_unreachable(raised.value)
         # The pool discarded the dead connection: the next checkout opens a live one.
-        assert await _backend_pid(engine) != pid
+        assert await backend_pid(engine) != pid
     finally:
         await engine.dispose()
 

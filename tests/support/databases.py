@@ -6,7 +6,8 @@ import uuid
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.db import migrations
 from app.db.engine import create_engine
@@ -47,3 +48,17 @@ async def create_migrated_database(server_url: str, name: str) -> str:
     finally:
         await engine.dispose()
     return url
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    """The server process behind the connection ``engine``'s pool hands out next."""
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def kill_backend(database_url: str, pid: int) -> None:
+    """As a restarted server would: the pooled connection's backend goes away."""
+    killer = create_async_engine(database_url, poolclass=NullPool)
+    async with killer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await killer.dispose()
