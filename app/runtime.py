@@ -14,11 +14,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.driver import Driver
-from app.db.engine import (
-    create_autocommit_sessionmaker,
-    create_engine,
-    create_sessionmaker,
-)
+from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from app.db.instrumentation import count_round_trips_if_enabled
 from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.profiles.cache import ProfileCache

@@ -89,14 +89,10 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine whose every statement commits by itself: no ``BEGIN``/``COMMIT`` round
+def create_autocommit_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every statement commits by itself: no ``BEGIN``/``COMMIT`` round
     trips. For single reads and single (possibly multi-table, CTE) writes that are
     atomic on their own; anything needing two statements in one transaction uses
-    ``create_sessionmaker``. The copy shares the engine's pool."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def create_autocommit_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """ORM sessions on ``autocommit_engine``."""
-    return async_sessionmaker(autocommit_engine(engine), expire_on_commit=False, autoflush=False)
+    ``create_sessionmaker``. The engine copy shares the pool."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ _PROBE = table("driver_probe", column("id"), column("doc"))
 
 
 @pytest.fixture
-async def engine(fresh_database_url: str) -> Any:
+async def engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(fresh_database_url)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE driver_probe (id uuid PRIMARY KEY, doc jsonb)"))

@@ -57,16 +57,15 @@ class ProfileCache:
             return entry
         async with self._autocommit() as db:
             row = await TenantRepository(db).profile_for_start(tenant_id, name)
+        # Read afresh: whatever was remembered is replaced, or dropped if it is gone.
+        self._entries.pop(key, None)
         if row is None:
-            self._entries.pop(key, None)
             raise TenantGone(tenant_id)
         if row.name is None:
-            self._entries.pop(key, None)
             raise ProfileRequired(
                 "the request names no profile and the tenant has no default_profile"
             )
         if row.config is None or row.version is None:
-            self._entries.pop(key, None)
             raise UnknownProfile(f"unknown profile {row.name!r}", profile=row.name)
         entry = StartProfile(
             name=row.name,

@@ -240,10 +240,9 @@ class StartSaga:
                 # A retry whose profile changed since the first attempt still gets the
                 # first attempt's answer.
                 if key is not None:
-                    async with self.ctx.sessionmaker.begin() as db:
-                        known = await self._existing_key(
-                            db, tenant_id, key, fingerprint, now, missing_ok=True
-                        )
+                    known = await self._existing_key(
+                        tenant_id, key, fingerprint, now, missing_ok=True
+                    )
                     if known is not None:
                         return known
                 raise
@@ -277,8 +276,7 @@ class StartSaga:
                     continue
                 case AdmissionOutcome.KEY_EXISTS:
                     assert key is not None
-                    async with self.ctx.sessionmaker.begin() as db:
-                        known = await self._existing_key(db, tenant_id, key, fingerprint, now)
+                    known = await self._existing_key(tenant_id, key, fingerprint, now)
                     assert known is not None
                     return known
                 case AdmissionOutcome.FULL:
@@ -299,7 +297,6 @@ class StartSaga:
 
     async def _existing_key(
         self,
-        db: AsyncSession,
         tenant_id: str,
         key: str,
         fingerprint: str,
@@ -307,41 +304,48 @@ class StartSaga:
         *,
         missing_ok: bool = False,
     ) -> StartOutcome | uuid.UUID | None:
-        """The answer for a key used before, from its record (locked): replay,
-        mismatch, in flight, or the id of a crashed first attempt to resume. With
-        ``missing_ok``, None when the key has no record."""
-        record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
-        if record is None:
-            if missing_ok:
-                return None
-            # Pruned between our insert attempt and this read: extremely unlikely.
-            raise IdempotencyKeyInFlight("retry the request")
-        if record.request_hash != fingerprint:
-            raise IdempotencyKeyMismatch(
-                "this Idempotency-Key was first used with a different body; use a new key"
-            )
-        if record.response_status is not None:
-            return StartOutcome(record.response_status, record.response_body or {}, replayed=True)
-        if record.locked_until is not None and record.locked_until > now:
-            raise IdempotencyKeyInFlight(
-                "the first request with this key is still running; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        if record.session_id is None:
-            raise IdempotencyKeyInFlight("retry the request")
-        # The first attempt's process died (its lease ran out): resume its session.
-        row = await SessionRepository(db).get_for_update(record.session_id)
-        if row is None:
-            raise IdempotencyKeyInFlight("retry the request")
-        if row.claimed_by is not None and row.next_check_at is not None and row.next_check_at > now:
-            raise IdempotencyKeyInFlight(
-                "the session is being recovered; retry shortly", headers={"Retry-After": "1"}
-            )
-        lease_until = now + self.ctx.start_lease
-        row.claimed_by = self.ctx.instance_id
-        row.next_check_at = lease_until
-        await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
-        return row.id
+        """The answer for a key used before, from its record (locked, in a transaction of
+        its own): replay, mismatch, in flight, or the id of a crashed first attempt to
+        resume. With ``missing_ok``, None when the key has no record."""
+        async with self.ctx.sessionmaker.begin() as db:
+            record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
+            if record is None:
+                if missing_ok:
+                    return None
+                # Pruned between our insert attempt and this read: extremely unlikely.
+                raise IdempotencyKeyInFlight("retry the request")
+            if record.request_hash != fingerprint:
+                raise IdempotencyKeyMismatch(
+                    "this Idempotency-Key was first used with a different body; use a new key"
+                )
+            if record.response_status is not None:
+                return StartOutcome(
+                    record.response_status, record.response_body or {}, replayed=True
+                )
+            if record.locked_until is not None and record.locked_until > now:
+                raise IdempotencyKeyInFlight(
+                    "the first request with this key is still running; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            if record.session_id is None:
+                raise IdempotencyKeyInFlight("retry the request")
+            # The first attempt's process died (its lease ran out): resume its session.
+            row = await SessionRepository(db).get_for_update(record.session_id)
+            if row is None:
+                raise IdempotencyKeyInFlight("retry the request")
+            if (
+                row.claimed_by is not None
+                and row.next_check_at is not None
+                and row.next_check_at > now
+            ):
+                raise IdempotencyKeyInFlight(
+                    "the session is being recovered; retry shortly", headers={"Retry-After": "1"}
+                )
+            lease_until = now + self.ctx.start_lease
+            row.claimed_by = self.ctx.instance_id
+            row.next_check_at = lease_until
+            await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
+            return row.id
 
     def _admission_values(
         self,
