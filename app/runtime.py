@@ -90,6 +90,7 @@ async def open_runtime(
             max_pals_per_tenant=settings.pool_max_pals_per_tenant,
             backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
         ),
+        autocommit=autocommit,
     )
     start_saga = StartSaga(
         StartContext(
@@ -121,6 +122,7 @@ async def open_runtime(
             end_recheck=settings.end_recheck,
             backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
         ),
+        autocommit=autocommit,
     )
     try:
         yield Runtime(

@@ -140,9 +140,17 @@ def count_round_trips_if_enabled(engine: AsyncEngine, driver: Driver) -> None:
     target = os.environ.get(ENV_VAR)
     if not target:
         return
-    sync_engine: Engine = engine.sync_engine
     # app.db.engine tests a reused connection with one statement on checkout.
     counter = RoundTripCounter(Path(target), ping_round_trips=1)
+    install(counter, engine, driver)
+    event.listen(engine.sync_engine, "engine_disposed", lambda _engine: counter.write())
+    # A process stopped before the engine is disposed still leaves its totals.
+    atexit.register(counter.write)
+
+
+def install(counter: RoundTripCounter, engine: AsyncEngine, driver: Driver) -> None:
+    """Count what ``engine`` and ``driver`` send from now on."""
+    sync_engine: Engine = engine.sync_engine
     event.listen(sync_engine.pool, "connect", counter.on_connect)
     event.listen(sync_engine.pool, "checkout", counter.on_checkout)
     event.listen(sync_engine.pool, "reset", counter.on_reset)
@@ -151,6 +159,3 @@ def count_round_trips_if_enabled(engine: AsyncEngine, driver: Driver) -> None:
     event.listen(sync_engine, "commit", counter.on_commit)
     event.listen(sync_engine, "rollback", counter.on_rollback)
     driver.observers.append(counter.on_driver_statement)
-    event.listen(sync_engine, "engine_disposed", lambda _engine: counter.write())
-    # A process stopped before the engine is disposed still leaves its totals.
-    atexit.register(counter.write)

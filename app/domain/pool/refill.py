@@ -124,8 +124,12 @@ class WarmPool:
         secret_box: SecretBox,
         owner: str,
         config: WarmPoolConfig | None = None,
+        *,
+        autocommit: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # For the claims and reads, each a single statement (as the reconciler's).
+        self.autocommit = autocommit or sessionmaker
         self.tavus = tavus
         self.secret_box = secret_box
         self.owner = owner
@@ -163,7 +167,7 @@ class WarmPool:
         if time.monotonic() - self._pooled_read_at >= self.config.tick.total_seconds():
             async with self._pooled_lock:
                 if time.monotonic() - self._pooled_read_at >= self.config.tick.total_seconds():
-                    async with self.sessionmaker() as db:
+                    async with self.autocommit() as db:
                         names = await PoolRepository(db).pooled_profile_names()
                     self._remember_pooled(names)
         return self._pooled
@@ -227,7 +231,7 @@ class WarmPool:
         self.last_success = _now()
 
     async def shutdown(self) -> None:
-        async with self.sessionmaker.begin() as db:
+        async with self.autocommit.begin() as db:
             released = await PoolRepository(db).release_claims(self.owner, _now())
         if released:
             logger.info("released %d warm pool claims", released)
@@ -253,7 +257,7 @@ class WarmPool:
 
     async def handle_due(self) -> int:
         now = _now()
-        async with self.sessionmaker.begin() as db:
+        async with self.autocommit.begin() as db:
             rows = await PoolRepository(db).claim_due(
                 owner=self.owner,
                 now=now,
@@ -319,7 +323,7 @@ class WarmPool:
 
     async def refill(self) -> int:
         """Top every pool up (and retire what no key wants); the number of PALs made."""
-        async with self.sessionmaker() as db:
+        async with self.autocommit() as db:
             repo = PoolRepository(db)
             profiles = await repo.pooled_profiles()
             tenants = await repo.tenants_with_rows()

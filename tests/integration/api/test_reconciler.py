@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
+from app.db.instrumentation import RoundTripCounter, install
 from app.db.models import Session
 from app.domain.sessions.reconcile import ReconcilerConfig, backoff
 from app.domain.sessions.schemas import SessionCreate
@@ -163,3 +165,23 @@ class TestReplicas:
         assert row.claimed_by is None
         assert row.next_check_at is not None
         assert row.next_check_at <= datetime.now(UTC)
+
+
+class TestIdleCost:
+    """A tick runs every second in every process; with nothing due it is a single
+    statement, with no transaction around it."""
+
+    async def test_a_tick_with_nothing_due_is_one_round_trip(
+        self, palisade_factory: Any, tmp_path: Path
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_RECONCILER=False)
+        runtime = palisade.runtime
+        counter = RoundTripCounter(tmp_path / "round_trips.json", ping_round_trips=1)
+        install(counter, runtime.engine, runtime.start_saga.ctx.driver)
+
+        assert await runtime.reconciler.tick() == 0
+        assert await runtime.warm_pool.handle_due() == 0
+
+        totals = counter.totals()
+        assert totals["statement"] == 2, totals["sequence"]
+        assert totals["begin"] == totals["commit"] == totals["rollback"] == 0, totals["sequence"]
