@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import Select, Update, case, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import PooledPal, Profile, Session, Tenant
@@ -16,7 +17,7 @@ from app.db.models.session import (
     EPHEMERAL_PAL_SQL,
     NON_TERMINAL_STATES_SQL,
 )
-from app.db.repositories.leases import due_ids
+from app.db.repositories.leases import LEASE_UNTIL, OWNER, claim_parameters, due_ids
 
 CREATING: Final = "creating"
 READY: Final = "ready"
@@ -78,19 +79,13 @@ class PoolRepository:
     # --- refill ------------------------------------------------------------------------
 
     async def pooled_profiles(self) -> Sequence[tuple[str, str, dict[str, Any]]]:
-        query = (
-            select(Profile.tenant_id, Profile.name, Profile.config)
-            .where(text(_POOLED_SQL))
-            .order_by(Profile.tenant_id, Profile.name)
-        )
-        return [(t, n, c) for t, n, c in await self.session.execute(query)]
+        return [(t, n, c) for t, n, c in await self.session.execute(_pooled_profiles())]
 
     async def pooled_profile_names(self) -> Sequence[tuple[str, str]]:
-        query = select(Profile.tenant_id, Profile.name).where(text(_POOLED_SQL))
-        return [(t, n) for t, n in await self.session.execute(query)]
+        return [(t, n) for t, n in await self.session.execute(_pooled_profile_names())]
 
     async def tenants_with_rows(self) -> set[str]:
-        return set(await self.session.scalars(select(PooledPal.tenant_id).distinct()))
+        return set(await self.session.scalars(_tenants_with_rows()))
 
     async def try_lock_tenant(self, tenant_id: str) -> bool:
         """Serialise refill decisions per tenant across processes, until commit."""
@@ -151,20 +146,8 @@ class PoolRepository:
         """Take up to ``limit`` due rows until ``lease_until``. A ready row falls due when
         it expires: it becomes ``deleting`` in the same statement, so no start can take
         it from then on."""
-        due = due_ids(PooledPal, now=now, limit=limit)
-        statement = (
-            update(PooledPal)
-            .where(PooledPal.id == due.c.id)
-            .values(
-                claimed_by=owner,
-                next_check_at=lease_until,
-                state=case((PooledPal.state == READY, DELETING), else_=PooledPal.state),
-                updated_at=func.now(),
-            )
-            .returning(PooledPal)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.scalars(statement)).all()
+        parameters = claim_parameters(owner=owner, now=now, lease_until=lease_until, limit=limit)
+        return (await self.session.scalars(_claim_due(), parameters)).all()
 
     def _held(self, row_id: uuid.UUID, owner: str, lease_until: datetime) -> Any:
         # A claim is ours only while both the owner and the lease expiry it set are
@@ -261,3 +244,41 @@ class PoolRepository:
             PooledPal.tenant_id, PooledPal.profile, PooledPal.state, func.count()
         ).group_by(PooledPal.tenant_id, PooledPal.profile, PooledPal.state)
         return {(t, p, s): int(n) for t, p, s, n in await self.session.execute(query)}
+
+
+@cache
+def _claim_due() -> Update:
+    # Built once: see app.db.repositories.leases.
+    due = due_ids(PooledPal)
+    return (
+        update(PooledPal)
+        .where(PooledPal.id == due.c.id)
+        .values(
+            claimed_by=OWNER,
+            next_check_at=LEASE_UNTIL,
+            state=case((PooledPal.state == READY, DELETING), else_=PooledPal.state),
+            updated_at=func.now(),
+        )
+        .returning(PooledPal)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# The reads of every warm-pool pass, built once as the claim is.
+@cache
+def _pooled_profiles() -> Select[str, str, dict[str, Any]]:
+    return (
+        select(Profile.tenant_id, Profile.name, Profile.config)
+        .where(text(_POOLED_SQL))
+        .order_by(Profile.tenant_id, Profile.name)
+    )
+
+
+@cache
+def _pooled_profile_names() -> Select[str, str]:
+    return select(Profile.tenant_id, Profile.name).where(text(_POOLED_SQL))
+
+
+@cache
+def _tenants_with_rows() -> Select[str]:
+    return select(PooledPal.tenant_id).distinct()

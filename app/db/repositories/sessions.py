@@ -4,9 +4,10 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, union_all, update
+from sqlalchemy import Update, and_, func, or_, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +17,7 @@ from app.db.models.session import (
     NON_TERMINAL_STATES_SQL,
     TERMINAL_STATES_SQL,
 )
-from app.db.repositories.leases import due_ids
+from app.db.repositories.leases import LEASE_UNTIL, OWNER, claim_parameters, due_ids
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,8 @@ class SessionRepository:
         self, *, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> Sequence[Session]:
         """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``."""
-        due = due_ids(Session, now=now, limit=limit)
-        statement = (
-            update(Session)
-            .where(Session.id == due.c.id)
-            .values(claimed_by=owner, next_check_at=lease_until)
-            .returning(Session)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.scalars(statement)).all()
+        parameters = claim_parameters(owner=owner, now=now, lease_until=lease_until, limit=limit)
+        return (await self.session.scalars(_claim_due(), parameters)).all()
 
     async def claim(
         self, session_id: uuid.UUID, *, owner: str, now: datetime, lease_until: datetime
@@ -206,3 +200,16 @@ class SessionRepository:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+
+@cache
+def _claim_due() -> Update:
+    # Built once: see app.db.repositories.leases.
+    due = due_ids(Session)
+    return (
+        update(Session)
+        .where(Session.id == due.c.id)
+        .values(claimed_by=OWNER, next_check_at=LEASE_UNTIL)
+        .returning(Session)
+        .execution_options(synchronize_session=False)
+    )
