@@ -140,13 +140,23 @@ def admit() -> Select[Any]:
 
 
 @cache
-def move(columns: tuple[str, ...], *, lease_is_null: bool, store_response: bool) -> Select[Any]:
+def move(
+    columns: tuple[str, ...],
+    *,
+    lease_is_null: bool,
+    store_response: bool,
+    synchronous_commit: bool = True,
+) -> Select[Any]:
     """A compare-and-set on one session (``SessionWrites.move``). Parameters:
     ``p_session_id``, ``p_owner``, ``p_lease_until`` (unless ``lease_is_null``),
     ``p_from_states`` (a list), ``value_<column>`` for each of ``columns``, the event's
     and, with ``store_response``, ``stored_tenant_id``, ``stored_key``, ``stored_status``
     and ``stored_body``. One statement per shape: the shapes are the saga's, reconciler's
-    and pool's transitions, a few dozen at most."""
+    and pool's transitions, a few dozen at most.
+
+    Without ``synchronous_commit``, the statement's own transaction commits without
+    waiting for its WAL to reach disk (``SET LOCAL synchronous_commit = off``, which ends
+    with the statement): see ``SessionWrites.move`` for when that is allowed."""
     table = Session.__table__
     lease = (
         Session.next_check_at.is_(None)
@@ -171,6 +181,13 @@ def move(columns: tuple[str, ...], *, lease_is_null: bool, store_response: bool)
         .cte("moved")
     )
     query = select(moved.c.updated_at).add_cte(_event_from(moved.c.id).cte("logged"))
+    if not synchronous_commit:
+        # A column of the answer, so it runs once the row has moved (never if it has not);
+        # is_local: the setting ends with this statement's transaction, not with the
+        # pooled connection.
+        query = query.add_columns(
+            func.set_config("synchronous_commit", "off", true()).label("commit_mode")
+        )
     if store_response:
         record = IdempotencyRecord
         stored = (

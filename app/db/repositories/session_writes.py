@@ -159,6 +159,7 @@ class SessionWrites:
         values: dict[str, Any],
         event: EventRecord,
         response: StoredResponse | None = None,
+        synchronous_commit: bool = True,
     ) -> datetime | None:
         """Compare-and-set: apply ``values`` only if ``owner`` still holds the lease that
         ends at ``lease_until`` and the session is in one of ``from_states``; append
@@ -167,9 +168,19 @@ class SessionWrites:
 
         One statement, so it is atomic without a transaction of its own; the row lock
         the UPDATE takes re-checks the conditions against the latest committed row.
+
+        ``synchronous_commit=False`` returns once the move is committed and visible,
+        without waiting for it to reach disk. Only a PostgreSQL crash within a fraction of
+        a second can then undo it, leaving the session at its previous state, as it was
+        last written with a synchronous commit (which flushes every earlier commit too).
+        Pass it only for a move that can be made again from that state with the same
+        result.
         """
         query = statements.move(
-            tuple(values), lease_is_null=lease_until is None, store_response=response is not None
+            tuple(values),
+            lease_is_null=lease_until is None,
+            store_response=response is not None,
+            synchronous_commit=synchronous_commit,
         )
         params: dict[str, Any] = {
             "p_session_id": session_id,

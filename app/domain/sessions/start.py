@@ -508,12 +508,14 @@ class StartSaga:
         target: State,
         *,
         event_payload: dict[str, Any] | None = None,
+        synchronous_commit: bool = True,
         **changes: Any,
     ) -> Session:
         """Move ``row`` to ``target`` in one compare-and-set statement, with its event and,
         once the start is decided, the stored answer to its Idempotency-Key.
 
         ``row`` is this run's image of the session; it is updated in place on success.
+        ``synchronous_commit``: see ``SessionWrites.move``.
         """
         check_move(State(row.state), target)
         source = row.state
@@ -539,6 +541,7 @@ class StartSaga:
                     payload=event_payload or {},
                 ),
                 response=response,
+                synchronous_commit=synchronous_commit,
             )
         if updated_at is None:
             # Our lease ran out and another process took the session over: whatever we
@@ -575,6 +578,14 @@ class StartSaga:
             next_check_at=min(deadline, now + self.ctx.poll_interval),
             claimed_by=None,
             event_payload={"conversation_id": conversation_id},
+            # Not waiting for the disk saves a flush on every start, and it is safe: if a
+            # PostgreSQL crash undid this move, the session would be back at its last
+            # recovery point, leased, with its key still in flight, and whoever resumes
+            # it (a retry once the lease runs out, or the reconciler) finds this same
+            # conversation by its tag and makes this same move. Nothing is created twice
+            # and nothing is left behind. A failure is not written this way: undoing it
+            # would let a resumed start create what the client was told had failed.
+            synchronous_commit=False,
         )
         metrics.session_active(current)
         return StartOutcome(201, session_view(current).model_dump(mode="json"))

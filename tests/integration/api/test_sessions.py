@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.db.repositories import session_statements
 from app.domain.sessions import tags
 from app.domain.sessions.schemas import SessionCreate
 from app.errors import Unauthorized
@@ -683,3 +684,92 @@ class TestBadInput:
         response = await palisade.client.post("/sessions", json={}, headers=headers)
         assert response.status_code == 401
         assert response.json()["code"] == "unauthorized"
+
+
+class TestActiveMoveFlushedLazily:
+    """The move to ``active`` commits without waiting for the disk (see
+    ``StartSaga._record_active``). If a PostgreSQL crash undid it, the session would be
+    back at its recovery point: these tests put it there by hand and show the start
+    converges on the same conversation, and that the setting never outlives the move."""
+
+    @pytest.mark.parametrize("profile", ["coach", "voices"])
+    async def test_a_lost_active_move_is_made_again_with_the_same_conversation(
+        self, palisade_factory: PalisadeFactory, simulator: SimulatorHandle, profile: str
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_RECONCILER=False)
+        key, persistent = await setup_tenant(palisade)
+        body = {"profile": profile, "external_ref": "u1"}
+        first = await start(palisade, key, body, idempotency_key="lost")
+        assert first.status_code == 201, first.text
+        session = first.json()
+        owner = palisade.runtime.start_saga.ctx.instance_id
+        async with palisade.runtime.autocommit() as db:
+            # What the last synchronous commit left: the recovery point, leased to this
+            # process (the lease run out), the key still in flight.
+            await db.execute(
+                text(
+                    "UPDATE session SET state = CASE WHEN pal_ephemeral THEN 'pal_created' "
+                    "ELSE 'admitted' END, conversation_id = NULL, conversation_url = NULL, "
+                    "active_at = NULL, deadline_at = NULL, claimed_by = :owner, "
+                    "next_check_at = now() - interval '1 second' WHERE id = :id"
+                ),
+                {"owner": owner, "id": uuid.UUID(session["id"])},
+            )
+            await db.execute(
+                text(
+                    "DELETE FROM session_event WHERE session_id = :id AND type = 'session.active'"
+                ),
+                {"id": uuid.UUID(session["id"])},
+            )
+            await db.execute(
+                text(
+                    "UPDATE idempotency_record SET response_status = NULL, response_body = NULL, "
+                    "locked_until = now() - interval '1 second' WHERE key = 'lost'"
+                )
+            )
+
+        again = await start(palisade, key, body, idempotency_key="lost")
+
+        assert again.status_code == 201, again.text
+        resumed = again.json()
+        assert resumed["id"] == session["id"]
+        assert resumed["conversation_id"] == session["conversation_id"]
+        assert resumed["conversation_url"] == session["conversation_url"]
+        assert resumed["pal_id"] == session["pal_id"]
+        assert len(conversations(simulator)) == 1
+        assert len(user_pals(simulator, persistent)) == (1 if profile == "voices" else 0)
+        replayed = await start(palisade, key, body, idempotency_key="lost")
+        assert replayed.json() == resumed
+
+    async def test_the_lazy_flush_ends_with_the_move(self, palisade: Palisade) -> None:
+        await setup_tenant(palisade)
+        saga = palisade.runtime.start_saga
+        admitted = await saga._admit("acme", SessionCreate(profile="coach"), None, None)
+        assert isinstance(admitted, tuple)
+        row = admitted[0]
+        values = {"state": "active", "claimed_by": None}
+        query = session_statements.move(
+            tuple(values), lease_is_null=False, store_response=False, synchronous_commit=False
+        )
+        event = {
+            "event_kind": "transition",
+            "event_type": "session.active",
+            "event_from": "admitted",
+            "event_to": "active",
+            "event_payload": {},
+        }
+        params = {
+            "p_session_id": row.id,
+            "p_owner": saga.ctx.instance_id,
+            "p_lease_until": row.next_check_at,
+            "p_from_states": ["admitted"],
+            **{f"value_{name}": value for name, value in values.items()},
+            **event,
+        }
+        async with saga.ctx.driver.connect() as connection:
+            moved = await connection.fetchrow(query, params)
+            after = await connection.fetchrow(text("SHOW synchronous_commit"), {})
+        assert moved is not None
+        assert moved["commit_mode"] == "off"
+        assert after is not None
+        assert after["synchronous_commit"] == "on"
