@@ -6,11 +6,12 @@ Times the same work through the layers a session start goes through: a transacti
 two single-row inserts and one autocommit insert (the shape of admission and of each
 recovery point), each through SQLAlchemy's async ORM session, a Core connection and the
 asyncpg connection beneath them; the autocommit insert also as the start path sends it,
-through ``app.db.driver``; plus a bare ``SELECT 1`` on asyncpg. The variants take
-turns within each round, and a short pause between rounds lets the processes go idle as
-they do between paced starts. With ``--idle-ms N``, every variant is timed after N ms
-with nothing to do, the state the first statement of a paced start meets. Prints the
-median of each, in ms. docs/benchmarks.md quotes it.
+through ``app.db.driver``, and once more with its commit not waiting for the disk
+(``synchronous_commit`` off, as the start's last write); plus a bare ``SELECT 1`` on
+asyncpg. The variants take turns within each round, and a short pause between rounds
+lets the processes go idle as they do between paced starts. With ``--idle-ms N``, every
+variant is timed after N ms with nothing to do, the state the first statement of a
+paced start meets. Prints the median of each, in ms. docs/benchmarks.md quotes it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
         async with driver.connect() as conn:
             await conn.fetchrow(insert, {})
 
+    # How the start's last write commits: without waiting for the disk.
+    lazy_insert = text(
+        "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        "INSERT INTO probe (n) SELECT 1 FROM lazy"
+    )
+
+    async def start_path_lazy_flush() -> None:
+        async with driver.connect() as conn:
+            await conn.fetchrow(lazy_insert, {})
+
     async def driver_select_1() -> None:
         async with engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
@@ -98,6 +109,9 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
         "autocommit insert, Core connection": core_autocommit,
         "autocommit insert, asyncpg": driver_autocommit,
         "autocommit insert, app.db.driver": start_path_autocommit,
+        "autocommit insert, app.db.driver, commit not waiting for the disk": (
+            start_path_lazy_flush
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     try:
