@@ -18,6 +18,7 @@ from app.settings import DEV_ADMIN_TOKEN, Settings
 from app.tavus.retry import RetryPolicy
 from app.tavus.simulator import Simulator, SimulatorConfig, build_server
 from app.tavus.simulator.app import SimulatorApp
+from app.tavus.simulator.server import KEEP_ALIVE_SECONDS
 from tests.support.processes import free_port
 from tests.support.wait import until
 
@@ -51,7 +52,16 @@ class Served:
 
 async def serve(app: Any, *, port: int | None = None) -> Served:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # As `palisade serve` and the simulator: idle connections outlive the clients' own
+    # keep-alive, so a client never reuses one the server is closing.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     _keep_test_runner_signals(server)
     task = asyncio.create_task(server.serve())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from app.tavus.simulator import SimulatorConfig, build_server
 from tests.integration.simulator.conftest import (
     PAL_BODY,
     Served,
@@ -64,3 +65,11 @@ async def test_serve_runs_from_the_command_line() -> None:
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it captured.
     assert process.returncode in (0, -15), stderr.decode()
     assert "Application shutdown complete" in stderr.decode()
+
+
+def test_idle_connections_outlive_the_clients_keep_alive() -> None:
+    # httpx keeps an idle connection for 5 s. A server closing at the same moment races
+    # the client's next request on it: a create whose outcome is unknown.
+    server = build_server("127.0.0.1", free_port(), SimulatorConfig())
+    client_keep_alive = httpx.Limits().keepalive_expiry or 5.0
+    assert server.config.timeout_keep_alive > 2 * client_keep_alive
