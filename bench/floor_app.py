@@ -3,9 +3,10 @@ same stack and the same I/O as Palisade, and nothing else.
 
 uvicorn (uvloop, httptools), FastAPI with a pydantic body that refuses unknown fields, an
 asyncpg pool and one long-lived httpx client: an autocommit insert, the Tavus call with
-the body Palisade sends, an autocommit update, a JSON answer. No authentication,
-idempotency, admission, profile, event log, state machine, metrics or logs: everything
-Palisade adds on top of this is what the difference between the two measures.
+the body Palisade sends, an autocommit update (not waiting for the disk, as Palisade's
+last write), a JSON answer. No authentication, idempotency, admission, profile, event
+log, state machine, metrics or logs: everything Palisade adds on top of this is what the
+difference between the two measures.
 
 Configured by the environment (``FLOOR_*``), served by ``bench.floor``.
 """
@@ -78,8 +79,11 @@ async def start(body: Start) -> dict[str, Any]:
     response.raise_for_status()
     conversation = response.json()
     async with pool.acquire() as connection:
+        # Committed as Palisade commits its last write: without waiting for the disk.
         await connection.execute(
-            "UPDATE floor_session SET conversation_id = $2, state = 'active' WHERE id = $1",
+            "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)) "
+            "UPDATE floor_session SET conversation_id = $2, state = 'active' "
+            "FROM lazy WHERE id = $1",
             session_id,
             conversation["conversation_id"],
         )
