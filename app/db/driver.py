@@ -155,11 +155,23 @@ class DriverConnection:
             row: Mapping[str, Any] | None = await self._connection.fetchrow(
                 compiled.sql, *arguments
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,
+        ) as error:
             # A server-side error (a constraint, a cancelled statement) leaves the session
-            # usable; a lost connection or a protocol failure does not.
+            # usable; a lost connection or a protocol failure does not. The server's
+            # "terminating connection" can arrive just before its socket closes: a
+            # statement sent in between finds the protocol still consuming that error
+            # (InternalClientError) rather than a closed connection.
             self.broken = (
-                isinstance(error, asyncpg.InterfaceError | asyncpg.PostgresConnectionError)
+                isinstance(
+                    error,
+                    asyncpg.InterfaceError
+                    | asyncpg.PostgresConnectionError
+                    | asyncpg.exceptions.InternalClientError,
+                )
                 or self._connection.is_closed()
             )
             raise exc.DBAPIError(

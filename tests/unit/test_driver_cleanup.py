@@ -1,13 +1,18 @@
 """A driver connection's return to the pool runs to its end even when the request that
-held it is cancelled meanwhile; the cancellation comes through after."""
+held it is cancelled meanwhile; the cancellation comes through after. A connection whose
+protocol a failure left unusable is reported lost."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.driver import _to_completion
+from app.db.driver import Driver, DriverConnection, _to_completion
+from app.db.errors import is_database_unreachable
 
 
 async def test_a_cancelled_caller_waits_for_the_cleanup_then_is_cancelled() -> None:
@@ -42,3 +47,26 @@ async def test_without_cancellation_the_cleanup_simply_runs() -> None:
 
     await _to_completion(cleanup())
     assert ran == [True]
+
+
+class _ConsumingATermination:
+    """An asyncpg connection that has read the server's "terminating connection" but not
+    yet its closed socket: asyncpg refuses the next statement with InternalClientError."""
+
+    async def fetchrow(self, *args: object) -> None:
+        raise asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 11; another operation (2) is in progress"
+        )
+
+    def is_closed(self) -> bool:
+        return False
+
+
+async def test_a_protocol_left_mid_error_is_a_lost_connection() -> None:
+    engine = create_async_engine("postgresql+asyncpg://palisade@127.0.0.1:9/none")
+    connection = DriverConnection(Driver(engine), _ConsumingATermination())
+    with pytest.raises(exc.DBAPIError) as raised:
+        await connection.fetchrow(text("SELECT 1"), {})
+    assert connection.broken  # invalidated, never handed out again
+    assert is_database_unreachable(raised.value)  # 503 database_unavailable, not a 500
+    await engine.dispose()
