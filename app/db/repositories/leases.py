@@ -1,17 +1,18 @@
 """What the background queues share: rows fall due at ``next_check_at`` and are leased.
 
 Sessions (the reconciler) and pooled PALs (the warm pool) are both claimed this way.
-Every process claims once a second per queue, due rows or not: most of what an idle
-process does. So each claim statement is built once, with bound parameters, and keeps
-its compiled-cache key; building and hashing it anew each tick cost more CPU than the
-round trip itself.
+Every process claims from each queue every second or two, due rows or not: most of
+what an idle process does. So each claim statement is built once, with bound
+parameters, and keeps its compiled-cache key; building and hashing it anew each tick
+cost more CPU than the round trip itself.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CTE, DateTime, Integer, Text, bindparam, select
+from sqlalchemy import CTE, DateTime, Integer, Text, Update, bindparam, select, update
 
 from app.db.models import PooledPal, Session
 
@@ -38,13 +39,25 @@ def due_ids(model: type[Session] | type[PooledPal]) -> CTE:
     )
 
 
-# What a claim sets: the row is ``:owner``'s until ``:lease_until``.
-OWNER = bindparam("owner", type_=Text())
-LEASE_UNTIL = bindparam("lease_until", type_=DateTime(timezone=True))
+def claim_due(model: type[Session] | type[PooledPal], **also: Any) -> Update:
+    """Lease the rows ``due_ids`` picks to ``:owner`` until ``:lease_until``, setting
+    ``also`` in the same statement; returns them. Build it once per caller."""
+    due = due_ids(model)
+    return (
+        update(model)
+        .where(model.id == due.c.id)
+        .values(
+            claimed_by=bindparam("owner", type_=Text()),
+            next_check_at=bindparam("lease_until", type_=DateTime(timezone=True)),
+            **also,
+        )
+        .returning(model)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim_parameters(
     *, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> dict[str, object]:
-    """The parameters of a statement built on ``due_ids``, ``OWNER`` and ``LEASE_UNTIL``."""
+    """The parameters of a ``claim_due`` statement."""
     return {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit}

@@ -17,7 +17,7 @@ from app.db.models.session import (
     EPHEMERAL_PAL_SQL,
     NON_TERMINAL_STATES_SQL,
 )
-from app.db.repositories.leases import LEASE_UNTIL, OWNER, claim_parameters, due_ids
+from app.db.repositories.leases import claim_due, claim_parameters
 
 CREATING: Final = "creating"
 READY: Final = "ready"
@@ -249,18 +249,10 @@ class PoolRepository:
 @cache
 def _claim_due() -> Update:
     # Built once: see app.db.repositories.leases.
-    due = due_ids(PooledPal)
-    return (
-        update(PooledPal)
-        .where(PooledPal.id == due.c.id)
-        .values(
-            claimed_by=OWNER,
-            next_check_at=LEASE_UNTIL,
-            state=case((PooledPal.state == READY, DELETING), else_=PooledPal.state),
-            updated_at=func.now(),
-        )
-        .returning(PooledPal)
-        .execution_options(synchronize_session=False)
+    return claim_due(
+        PooledPal,
+        state=case((PooledPal.state == READY, DELETING), else_=PooledPal.state),
+        updated_at=func.now(),
     )
 
 

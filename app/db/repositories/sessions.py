@@ -17,7 +17,7 @@ from app.db.models.session import (
     NON_TERMINAL_STATES_SQL,
     TERMINAL_STATES_SQL,
 )
-from app.db.repositories.leases import LEASE_UNTIL, OWNER, claim_parameters, due_ids
+from app.db.repositories.leases import claim_due, claim_parameters
 
 
 @dataclass(frozen=True)
@@ -205,11 +205,4 @@ class SessionRepository:
 @cache
 def _claim_due() -> Update:
     # Built once: see app.db.repositories.leases.
-    due = due_ids(Session)
-    return (
-        update(Session)
-        .where(Session.id == due.c.id)
-        .values(claimed_by=OWNER, next_check_at=LEASE_UNTIL)
-        .returning(Session)
-        .execution_options(synchronize_session=False)
-    )
+    return claim_due(Session)
