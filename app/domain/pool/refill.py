@@ -125,11 +125,11 @@ class WarmPool:
         owner: str,
         config: WarmPoolConfig | None = None,
         *,
-        autocommit: async_sessionmaker[AsyncSession] | None = None,
+        autocommit: async_sessionmaker[AsyncSession],
     ) -> None:
         self.sessionmaker = sessionmaker
-        # For the claims and reads, each a single statement (as the reconciler's).
-        self.autocommit = autocommit or sessionmaker
+        # For the claims and reads, each a single statement: no BEGIN or COMMIT.
+        self.autocommit = autocommit
         self.tavus = tavus
         self.secret_box = secret_box
         self.owner = owner

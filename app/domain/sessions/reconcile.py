@@ -84,13 +84,13 @@ class Reconciler:
         owner: str,
         config: ReconcilerConfig | None = None,
         *,
-        autocommit: async_sessionmaker[AsyncSession] | None = None,
+        autocommit: async_sessionmaker[AsyncSession],
     ) -> None:
         self.sessionmaker = sessionmaker
         # For the claims and reads, each a single statement: one round trip instead of
         # three (BEGIN, the statement, COMMIT; ``begin()`` on it sends neither). A tick
         # runs every second in every process: it is most of what an idle process does.
-        self.autocommit = autocommit or sessionmaker
+        self.autocommit = autocommit
         self.tavus = tavus
         self.secret_box = secret_box
         self.start_saga = start_saga
