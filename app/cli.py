@@ -35,7 +35,7 @@ from app.main import create_app
 from app.observability.logging import configure_logging
 from app.observability.metrics import multiprocess_directory
 from app.runtime import Runtime, open_runtime
-from app.settings import Settings, SettingsError
+from app.settings import HTTP_KEEP_ALIVE_SECONDS, Settings, SettingsError
 
 logger = logging.getLogger("palisade")
 
@@ -193,15 +193,9 @@ def serve(
                         log_config=None,
                         access_log=False,
                         timeout_graceful_shutdown=20,
-                        # Longer than the idle timeout of the load balancers and clients in
-                        # front (60 s is common): a server that closes an idle connection
-                        # first races the client's next request on it, which then fails.
-                        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
                     )
                 )
-
-
-KEEP_ALIVE_SECONDS = 75
 
 
 class _Server(uvicorn.Server):

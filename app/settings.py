@@ -28,6 +28,11 @@ SIMULATOR_DEFAULT_URL = "http://127.0.0.1:8100"
 SIMULATOR_API_KEY = "palisade-simulator"
 # An ended conversation is confirmed on Tavus at least this often until a webhook says so.
 END_RECHECK_MAX_SECONDS = 15.0
+# How long Palisade's HTTP servers (and the simulator's) keep an idle connection open:
+# longer than the load balancers and clients in front (60 s is common; httpx keeps 5 s).
+# A server that closes an idle connection first races the client's next request on it,
+# which then fails.
+HTTP_KEEP_ALIVE_SECONDS = 75
 
 
 class Mode(StrEnum):

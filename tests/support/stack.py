@@ -14,11 +14,10 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import DEV_ADMIN_TOKEN, Settings
+from app.settings import DEV_ADMIN_TOKEN, HTTP_KEEP_ALIVE_SECONDS, Settings
 from app.tavus.retry import RetryPolicy
 from app.tavus.simulator import Simulator, SimulatorConfig, build_server
 from app.tavus.simulator.app import SimulatorApp
-from app.tavus.simulator.server import KEEP_ALIVE_SECONDS
 from tests.support.processes import free_port
 from tests.support.wait import until
 
@@ -60,7 +59,7 @@ async def serve(app: Any, *, port: int | None = None) -> Served:
         port=port,
         log_level="warning",
         lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     _keep_test_runner_signals(server)

@@ -4,12 +4,10 @@ import logging
 
 import uvicorn
 
+from app.settings import HTTP_KEEP_ALIVE_SECONDS
 from app.tavus.simulator.app import create_app
 from app.tavus.simulator.config import SimulatorConfig
 from app.tavus.simulator.operations import SimulatedConnectionDrop
-
-# How long an idle connection stays open (see build_server).
-KEEP_ALIVE_SECONDS = 75
 
 
 class _IgnoreSimulatedDrops(logging.Filter):
@@ -42,10 +40,10 @@ def build_server(
         access_log=config.access_log,
         log_level=log_level,
         timeout_graceful_shutdown=2,
-        # Longer than clients keep an idle connection (httpx: 5 s), as an API behind a
-        # load balancer does. At uvicorn's default of 5 s, a client reusing a connection
-        # just as the server closed it got a ReadError: an outcome-unknown create.
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # As an API behind a load balancer: at uvicorn's default of 5 s, the same as
+        # httpx's, a client reusing a connection just as the simulator closed it got a
+        # ReadError, an outcome-unknown create.
+        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
     )
     # After uvicorn.Config, which (re)configures uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
