@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.idle [--database-url URL] [--cycles 1000] [--rounds 5]
 
-Every process runs a reconciler tick and a warm-pool pass each second, whether or not
-anything is due: that is most of the CPU an idle process uses, and what it takes from
-the requests of a busy one. This opens Palisade's runtime in this process on a fresh,
+Every process runs a reconciler tick each second and a warm-pool pass every two,
+whether or not anything is due: that is most of the CPU an idle process uses, and what
+it takes from the requests of a busy one. This opens Palisade's runtime in this process on a fresh,
 migrated database with no sessions and no pooled profiles, runs ``--cycles`` cycles of
 both back to back, ``--rounds`` times, and prints the median per cycle: the CPU time of
 this process and the wall time. docs/benchmarks.md quotes it.
