@@ -146,7 +146,9 @@ class TestReplicas:
             assert simulator.sim.pal(session["pal_id"]).delete_calls == 1
 
     async def test_shutdown_releases_claims(self, palisade_factory: Any) -> None:
-        palisade = await palisade_factory()
+        # No loop of its own: a running loop would claim the released session again at
+        # its next tick (in `palisade serve`, shutdown runs once the loop has stopped).
+        palisade = await palisade_factory(PALISADE_RECONCILER=False)
         key, _ = await setup_tenant(palisade)
         session = (await start(palisade, key, {"profile": "coach"})).json()
         reconciler = palisade.runtime.reconciler
