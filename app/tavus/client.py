@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 from urllib.parse import quote
 
@@ -15,9 +15,11 @@ from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 from app.observability.redaction import remember_secret
 from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, TavusHTTP
 from app.tavus.errors import TavusNotFound, unexpected_response
+from app.tavus.listing import find_one
 from app.tavus.models import (
     Conversation,
     ConversationCreate,
+    ConversationStatus,
     ItemT,
     Page,
     Pal,
@@ -30,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 # Tavus documents a default of 10 and no maximum; 100 keeps sweeps and lookups cheap.
 DEFAULT_PAGE_SIZE: Final = 100
-_OLDEST: Final = datetime.min.replace(tzinfo=UTC)
+# Pages one lookup may read before it answers "cannot tell" (docs/tavus-client.md).
+DEFAULT_MAX_LOOKUP_PAGES: Final = 100
 
 
 class TavusClient:
@@ -50,12 +53,14 @@ class TavusClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         page_size: int = DEFAULT_PAGE_SIZE,
+        max_lookup_pages: int = DEFAULT_MAX_LOOKUP_PAGES,
     ) -> None:
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
+        if page_size < 1 or max_lookup_pages < 1:
+            raise ValueError("page_size and max_lookup_pages must be at least 1")
         self._transport = TavusHTTP(http, base_url=base_url, timeout=timeout, retry=retry)
         self._api_key = _secret(api_key)
         self._page_size = page_size
+        self._max_lookup_pages = max_lookup_pages
 
     @property
     def base_url(self) -> str:
@@ -124,12 +129,22 @@ class TavusClient:
         """Delete a PAL. An already-deleted PAL raises ``TavusNotFound``: treat it as done."""
         await self._send(Operation.DELETE_PAL, "DELETE", f"/v2/pals/{_segment(pal_id)}")
 
-    async def find_pal_by_name(self, pal_name: str, pal_type: str | None = None) -> Pal | None:
-        """Scan the PAL list for ``pal_name``; the newest match wins if there are several."""
-        matches = [
-            pal async for pal in self.iter_pals(pal_type=pal_type) if pal.pal_name == pal_name
-        ]
-        return _newest(matches, lambda pal: pal.created_at)
+    async def find_pal_by_name(
+        self, pal_name: str, *, created_after: datetime | None = None
+    ) -> Pal | None:
+        """The account's own PAL named ``pal_name``, or None when the listing proves there
+        is none. Raises ``TavusListIncomplete`` when it cannot tell (``app.tavus.listing``).
+        ``created_after``: the PAL cannot be older (lets a newest-first scan stop early)."""
+        found, _ = await find_one(
+            Operation.LIST_PALS,
+            lambda page: self.list_pals(page=page, pal_type="user"),
+            key=lambda pal: pal.pal_id,
+            wanted=lambda pal: pal.pal_name == pal_name,
+            created=lambda pal: pal.created_at,
+            max_pages=self._max_lookup_pages,
+            created_after=created_after,
+        )
+        return found
 
     # --- conversations -------------------------------------------------------------
 
@@ -184,22 +199,33 @@ class TavusClient:
             f"/v2/conversations/{_segment(conversation_id)}/end",
         )
 
-    async def find_conversations_by_name(
-        self, conversation_name: str, status: str | None = None
-    ) -> list[Conversation]:
-        """Every conversation named ``conversation_name``, in list order."""
-        return [
-            conversation
-            async for conversation in self.iter_conversations(status=status)
-            if conversation.conversation_name == conversation_name
-        ]
-
     async def find_conversation_by_name(
-        self, conversation_name: str, status: str | None = None
+        self, conversation_name: str, *, created_after: datetime | None = None
     ) -> Conversation | None:
-        """Resolve a create whose outcome is unknown; the newest match wins if several."""
-        matches = await self.find_conversations_by_name(conversation_name, status=status)
-        return _newest(matches, lambda conversation: conversation.created_at)
+        """Resolve a create whose outcome is unknown: the conversation named
+        ``conversation_name``, or None when the listings prove there is none. Raises
+        ``TavusListIncomplete`` when they cannot tell (``app.tavus.listing``).
+
+        The active listing is the narrowest one holding a conversation just created; one
+        that already ended has left it for the ended listing, which is read second so
+        that a conversation ending between the two reads is still seen in one of them.
+        """
+        for status in (ConversationStatus.ACTIVE, ConversationStatus.ENDED):
+            found, _ = await find_one(
+                Operation.LIST_CONVERSATIONS,
+                self._conversation_pages(status),
+                key=lambda conversation: conversation.conversation_id,
+                wanted=lambda conversation: conversation.conversation_name == conversation_name,
+                created=lambda conversation: conversation.created_at,
+                max_pages=self._max_lookup_pages,
+                created_after=created_after,
+            )
+            if found is not None:
+                return found
+        return None
+
+    def _conversation_pages(self, status: str) -> Callable[[int], Awaitable[Page[Conversation]]]:
+        return lambda page: self.list_conversations(status=status, page=page)
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -298,17 +324,19 @@ def _parse_page(
     if not isinstance(payload, list):
         raise unexpected_response(operation, response, "list response has no data array")
     items: list[ItemT] = []
+    skipped = 0
     for raw in payload:
         try:
             items.append(model.model_validate(raw))
         except ValidationError as exc:
             # One malformed row must not hide the rest of the page from a lookup.
+            skipped += 1
             logger.warning(
                 "tavus %s: skipping a list item: %s",
                 operation.value,
                 _describe_validation(model, exc),
             )
-    return Page[ItemT](data=items, total_count=total_count, page=page, limit=limit)
+    return Page[ItemT](data=items, total_count=total_count, page=page, limit=limit, skipped=skipped)
 
 
 async def _iterate(
@@ -331,9 +359,3 @@ async def _iterate(
         if short and page.total_count is not None and len(seen) >= page.total_count:
             return
         page_number += 1
-
-
-def _newest(items: list[ItemT], created: Callable[[ItemT], datetime | None]) -> ItemT | None:
-    if not items:
-        return None
-    return max(items, key=lambda item: created(item) or _OLDEST)

@@ -68,10 +68,6 @@ METHODS: dict[str, tuple[str, ClientCall]] = {
         "conversation.list",
         lambda c: c.find_conversation_by_name("session"),
     ),
-    "find_conversations_by_name": (
-        "conversation.list",
-        lambda c: c.find_conversations_by_name("session"),
-    ),
     "end_conversation": ("conversation.end", lambda c: c.end_conversation(SOME_CONVERSATION)),
 }
 

@@ -235,7 +235,7 @@ async def test_a_pal_created_but_unanswered_is_found_by_name(
     assert created_id is not None
     assert simulator.sim.pal(created_id).pal_name == "session-7-pal"
 
-    found = await tavus.find_pal_by_name("session-7-pal", pal_type="user")
+    found = await tavus.find_pal_by_name("session-7-pal")
 
     assert found is not None
     assert found.pal_id == created_id
@@ -259,7 +259,7 @@ async def test_a_conversation_created_but_unanswered_is_found_by_name(
     # It exists and is billing: exactly what a blind second create would double.
     assert simulator.sim.conversation(created_id).holds_slot
 
-    found = await tavus.find_conversation_by_name("session-7", status="active")
+    found = await tavus.find_conversation_by_name("session-7")
     assert found is not None
     assert found.conversation_id == created_id
     await tavus.end_conversation(found.conversation_id)

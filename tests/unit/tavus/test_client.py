@@ -20,6 +20,7 @@ from app.tavus.errors import (
     TavusUnauthorized,
     TavusUnexpectedResponse,
 )
+from app.tavus.listing import TavusListIncomplete
 from app.tavus.models import ConversationCreate, ConversationProperties, PalCreate
 from app.tavus.retry import NO_RETRY, RetryPolicy
 from tests.unit.tavus.fake_tavus import (
@@ -459,13 +460,13 @@ class TestFindPalByName:
         fake.reply(
             ok(page_json([pal_json("a", pal_name="x"), pal_json("b", pal_name="y")], 4)),
             ok(page_json([pal_json("c", pal_name="eph-1"), pal_json("d", pal_name="z")], 4)),
-            ok(page_json([], 4)),
         )
 
-        pal = await client.find_pal_by_name("eph-1", pal_type="user")
+        pal = await client.find_pal_by_name("eph-1")
 
         assert pal is not None
         assert pal.pal_id == "c"
+        # Palisade's PALs are the account's own: system PALs are never read.
         assert _query(fake.requests[0])["pal_type"] == "user"
 
     async def test_legacy_persona_name(self, client: TavusClient, fake: FakeTavus) -> None:
@@ -481,24 +482,36 @@ class TestFindPalByName:
 
         assert await client.find_pal_by_name("eph-1") is None
 
-    async def test_newest_of_several(self, client: TavusClient, fake: FakeTavus) -> None:
+    async def test_first_match_wins(self, client: TavusClient, fake: FakeTavus) -> None:
+        # Tags are unique per session: a second match would be a duplicate already made,
+        # and reading on to find it would cost pages for nothing.
         fake.reply(
             ok(
                 page_json(
                     [
-                        pal_json("old", pal_name="eph-1", created_at="2025-01-01T00:00:00Z"),
-                        pal_json("new", pal_name="eph-1", created_at="2025-02-01T00:00:00Z"),
-                    ]
+                        pal_json("first", pal_name="eph-1", created_at="2025-01-01T00:00:00Z"),
+                        pal_json("second", pal_name="eph-1", created_at="2025-02-01T00:00:00Z"),
+                    ],
+                    3,
                 )
-            ),
-            ok(page_json([pal_json("undated", pal_name="eph-1", created_at="<string>")])),
-            ok(page_json([])),
+            )
         )
 
         pal = await client.find_pal_by_name("eph-1")
 
         assert pal is not None
-        assert pal.pal_id == "new"
+        assert pal.pal_id == "first"
+        assert len(fake.requests) == 1
+
+    async def test_a_listing_read_in_part_is_not_absent(
+        self, client: TavusClient, fake: FakeTavus
+    ) -> None:
+        # The server ignores `page`: page 2 repeats page 1 and the rest is never seen.
+        page = ok(page_json([pal_json(f"p{i}", pal_name="x") for i in range(100)], 150))
+        fake.reply(page, page)
+
+        with pytest.raises(TavusListIncomplete):
+            await client.find_pal_by_name("eph-1")
 
 
 def _conversation_body() -> ConversationCreate:
@@ -697,7 +710,7 @@ class TestEndConversation:
 
 
 class TestFindConversationByName:
-    async def test_found_with_status_filter(self, client: TavusClient, fake: FakeTavus) -> None:
+    async def test_active_listing_first(self, client: TavusClient, fake: FakeTavus) -> None:
         fake.reply(
             ok(
                 page_json(
@@ -708,47 +721,35 @@ class TestFindConversationByName:
                     2,
                 )
             ),
-            ok(page_json([], 2)),
         )
 
-        conversation = await client.find_conversation_by_name("palisade-s-9", status="active")
+        conversation = await client.find_conversation_by_name("palisade-s-9")
 
         assert conversation is not None
         assert conversation.conversation_id == "c2"
         assert _query(fake.requests[0])["status"] == "active"
+        assert len(fake.requests) == 1
+
+    async def test_ended_listing_second(self, client: TavusClient, fake: FakeTavus) -> None:
+        # A conversation that ended before the lookup has left the active listing.
+        fake.reply(
+            ok(page_json([conversation_json("c1", conversation_name="other")], 1)),
+            ok(page_json([conversation_json("c2", conversation_name="palisade-s-9")], 1)),
+        )
+
+        conversation = await client.find_conversation_by_name("palisade-s-9")
+
+        assert conversation is not None
+        assert conversation.conversation_id == "c2"
+        assert [_query(r)["status"] for r in fake.requests] == ["active", "ended"]
 
     async def test_absent(self, client: TavusClient, fake: FakeTavus) -> None:
-        fake.reply(ok(page_json([conversation_json("c1", conversation_name="other")], 1)))
+        fake.reply(
+            ok(page_json([conversation_json("c1", conversation_name="other")], 1)),
+            ok(page_json([], 0)),
+        )
 
         assert await client.find_conversation_by_name("palisade-s-9") is None
-
-    async def test_all_duplicates_are_listed_and_newest_wins(
-        self, client: TavusClient, fake: FakeTavus
-    ) -> None:
-        pages = [
-            ok(
-                page_json(
-                    [
-                        conversation_json(
-                            "c1", conversation_name="dup", created_at="2025-07-11 06:00:00"
-                        ),
-                        conversation_json(
-                            "c2", conversation_name="dup", created_at="2025-07-11 07:00:00"
-                        ),
-                    ],
-                    2,
-                )
-            ),
-            ok(page_json([], 2)),
-        ]
-        fake.reply(*pages)
-        found = await client.find_conversations_by_name("dup")
-        fake.reply(*pages)
-        newest = await client.find_conversation_by_name("dup")
-
-        assert [c.conversation_id for c in found] == ["c1", "c2"]
-        assert newest is not None
-        assert newest.conversation_id == "c2"
 
     async def test_lookup_failure_is_raised_not_swallowed(
         self, client: TavusClient, fake: FakeTavus
