@@ -1,9 +1,13 @@
-"""Tavus request bodies (strict) and responses (tolerant).
+"""Tavus request bodies and responses, both tolerant of what Tavus adds.
 
-Request models forbid unknown keys and use exactly the field names documented for each
-endpoint, so a typo fails here instead of being silently ignored by Tavus. Response
-models ignore unknown keys, accept the legacy persona/replica names and parse
-timestamps leniently, because Tavus's own examples disagree on shapes and formats.
+Request models type the fields Palisade itself reads or sets and pass every other field
+through unchanged: Tavus adds PAL and conversation fields often (``layers.conferencing``,
+perception tools, ...), and refusing them here would refuse a body Tavus accepts. What a
+tenant may put in a PAL body is decided earlier, by the profile catalog
+(``app.domain.profiles.paths``). Response models ignore unknown keys, accept the legacy
+persona/replica names and parse timestamps leniently, because Tavus's own examples
+disagree on shapes and formats; an unreadable event in a verbose conversation is
+skipped and counted, never fatal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     SecretStr,
+    ValidationError,
     model_validator,
 )
 
@@ -37,7 +42,8 @@ JsonObject = dict[str, JsonValue]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown keys are kept and sent as given (see the module docstring).
+    model_config = ConfigDict(extra="allow")
 
 
 # --- POST /v2/pals -----------------------------------------------------------------
@@ -286,6 +292,8 @@ class Conversation(_Reply):
     created_at: Timestamp = None
     updated_at: Timestamp = None
     events: list[ConversationEvent] | None = None
+    # Events of a verbose read that could not be read as events (left out of ``events``).
+    skipped_events: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -299,7 +307,26 @@ class Conversation(_Reply):
     @model_validator(mode="before")
     @classmethod
     def _unwrap(cls, value: Any) -> Any:
-        return _unwrap_data(value, ("conversation_id",))
+        value = _unwrap_data(value, ("conversation_id",))
+        if isinstance(value, dict) and value.get("events") is not None:
+            events, skipped = _readable_events(value["events"])
+            value = {**value, "events": events, "skipped_events": skipped}
+        return value
+
+
+def _readable_events(raw: object) -> tuple[list[ConversationEvent], int]:
+    """The events that read as events, and how many did not. Integrators disagree on
+    the shape of verbose events; one odd event must not hide the others (a shutdown
+    among them) nor make the whole conversation unreadable."""
+    if not isinstance(raw, list):
+        return [], 1
+    events: list[ConversationEvent] = []
+    for item in raw:
+        try:
+            events.append(ConversationEvent.model_validate(item))
+        except ValidationError:
+            continue
+    return events, len(raw) - len(events)
 
 
 ItemT = TypeVar("ItemT", Pal, Conversation)
@@ -312,3 +339,5 @@ class Page(BaseModel, Generic[ItemT]):
     total_count: int | None = None
     page: int
     limit: int
+    # Rows of this page that could not be read as an ItemT (left out of ``data``).
+    skipped: int = 0

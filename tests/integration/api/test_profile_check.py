@@ -164,21 +164,19 @@ class TestTemplate:
         assert "locked" in delete["message"]
         assert delete["id"] == report["steps"][0]["id"]
 
-    async def test_a_body_tavus_would_refuse_is_reported_without_calling_tavus(
+    async def test_fields_the_client_does_not_model_reach_tavus(
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
-        # A valid profile template Palisade's Tavus client has no model for.
-        template = {**PAL_TEMPLATE, "layers": {"conferencing": {"provider": "zoom"}}}
+        # Documented PAL fields Palisade's Tavus client has no model for pass through.
+        conferencing = {"username": "acme-anna", "provider": "zoom"}
+        template = {**PAL_TEMPLATE, "layers": {"conferencing": conferencing}}
         await make_tenant(palisade, {"voices": ephemeral(pal_template=template)})
 
         report = (await check(palisade, "voices")).json()
 
-        assert report["ok"] is False
-        (step,) = report["steps"]
-        assert step["step"] == "create_pal"
-        assert step["tavus_status"] is None
-        assert "layers.conferencing" in step["message"]
-        assert simulator.sim.call_log("pal.create") == []
+        assert report["ok"] is True
+        created = simulator.sim.pal(report["steps"][0]["id"])
+        assert created.request["layers"]["conferencing"] == conferencing
 
 
 class TestPersistentPal:

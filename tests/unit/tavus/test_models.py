@@ -30,20 +30,28 @@ class TestPalCreate:
             "system_prompt": "Be kind.",
         }
 
-    def test_unknown_top_level_field_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match="persona_name"):
-            PalCreate.model_validate(
-                {"default_face_id": "r1", "system_prompt": "x", "persona_name": "old"}
-            )
+    def test_unknown_top_level_field_is_kept(self) -> None:
+        # Tavus adds fields often; what a tenant may send is the profile catalog's call.
+        body = {"default_face_id": "r1", "system_prompt": "x", "new_field": "kept"}
 
-    def test_unknown_layer_field_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match="temperature"):
+        assert PalCreate.model_validate(body).model_dump(mode="json", exclude_none=True) == body
+
+    def test_unknown_layer_field_is_kept(self) -> None:
+        body = {
+            "default_face_id": "r1",
+            "system_prompt": "x",
+            "layers": {
+                "llm": {"model": "tavus-glm-4.7", "temperature": 0.2},
+                "conferencing": {"username": "anna"},
+            },
+        }
+
+        assert PalCreate.model_validate(body).model_dump(mode="json", exclude_none=True) == body
+
+    def test_known_fields_are_still_typed(self) -> None:
+        with pytest.raises(ValidationError, match="pipeline_mode"):
             PalCreate.model_validate(
-                {
-                    "default_face_id": "r1",
-                    "system_prompt": "x",
-                    "layers": {"llm": {"model": "tavus-glm-4.7", "temperature": 0.2}},
-                }
+                {"default_face_id": "r1", "system_prompt": "x", "pipeline_mode": "loud"}
             )
 
     def test_open_ended_llm_objects_accept_any_keys(self) -> None:
@@ -97,13 +105,18 @@ class TestPalCreate:
 
 
 class TestConversationCreate:
-    def test_unknown_field_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match="replica_id"):
-            ConversationCreate.model_validate({"replica_id": "r1"})
+    def test_unknown_field_is_kept(self) -> None:
+        body = ConversationCreate.model_validate({"pal_id": "p1", "room_theme": "dark"})
 
-    def test_unknown_property_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match="recording_s3_bucket"):
-            ConversationProperties.model_validate({"recording_s3_bucket": "b"})
+        assert body.model_dump(mode="json", exclude_none=True) == {
+            "pal_id": "p1",
+            "room_theme": "dark",
+        }
+
+    def test_unknown_property_is_kept(self) -> None:
+        properties = ConversationProperties.model_validate({"recording_s3_bucket": "b"})
+
+        assert properties.model_dump(exclude_none=True) == {"recording_s3_bucket": "b"}
 
     def test_max_participants_is_at_least_two(self) -> None:
         with pytest.raises(ValidationError, match="max_participants"):
@@ -287,6 +300,35 @@ class TestConversation:
         }
         assert conversation.events[2].properties == {}
         assert conversation.events[2].timestamp is None
+
+    def test_odd_events_are_skipped_and_counted(self) -> None:
+        # Integrators disagree on the shape of verbose events; one odd event must not
+        # make the conversation (and the shutdown after it) unreadable.
+        conversation = Conversation.model_validate(
+            conversation_json(
+                status="ended",
+                events=[
+                    {"timestamp": "2025-07-11T06:45:47Z", "properties": {}},
+                    {"event_type": "system.replica_joined", "properties": "r90bbd427f71"},
+                    "system.pal_joined",
+                    {"event_type": 7},
+                    {
+                        "event_type": "system.shutdown",
+                        "properties": {"shutdown_reason": "participant_left_timeout"},
+                    },
+                ],
+            )
+        )
+
+        assert conversation.events is not None
+        assert [e.event_type for e in conversation.events] == ["system.shutdown"]
+        assert conversation.skipped_events == 4
+
+    def test_events_not_a_list_are_skipped(self) -> None:
+        conversation = Conversation.model_validate(conversation_json(events={"a": 1}))
+
+        assert conversation.events == []
+        assert conversation.skipped_events == 1
 
     def test_events_absent_when_not_verbose(self) -> None:
         assert Conversation.model_validate(conversation_json()).events is None
