@@ -70,6 +70,6 @@ async def tavus_webhook(
     async with runtime.sessionmaker.begin() as db:
         result = await apply_webhook(db, parsed_id, raw, event)
     logger.info("tavus webhook", event_type=event["event_type"][:64], duplicate=result.duplicate)
-    if result.cleanup_due and runtime.reconciler is not None:
-        runtime.reconciler.spawn_cleanup(parsed_id)
+    if result.check_due and runtime.reconciler is not None:
+        runtime.reconciler.spawn_check(parsed_id)
     return {"status": "duplicate" if result.duplicate else "ok"}

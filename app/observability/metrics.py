@@ -189,6 +189,42 @@ def webhook_received(event_type: str, occurred_at: datetime | None) -> None:
     WEBHOOK_LAG.labels(label).observe(_seconds(occurred_at, datetime.now(UTC)))
 
 
+SHUTDOWN_CLAIMS = Counter(
+    "palisade_shutdown_claims",
+    "Shutdown webhooks checked with Tavus: confirmed (the session ended) or unconfirmed "
+    "(Tavus kept reporting the conversation live; nothing changed).",
+    ["outcome"],
+)
+
+
+def shutdown_claim(*, confirmed: bool) -> None:
+    SHUTDOWN_CLAIMS.labels("confirmed" if confirmed else "unconfirmed").inc()
+
+
+TAVUS_LOOKUPS = Counter(
+    "palisade_tavus_lookups",
+    "Lookups of a PAL or conversation whose create had an unknown outcome, by result: "
+    "found, absent (the listing proved it), or incomplete (the listing could not be read "
+    "whole; the session stays unresolved and is retried).",
+    ["object", "outcome"],
+)
+
+
+def tavus_lookup(obj: str, outcome: str) -> None:
+    TAVUS_LOOKUPS.labels(obj, outcome).inc()
+
+
+TAVUS_EVENTS_SKIPPED = Counter(
+    "palisade_tavus_events_skipped",
+    "Events in Tavus's verbose conversation reads that could not be read and were skipped.",
+)
+
+
+def tavus_events_skipped(count: int) -> None:
+    if count:
+        TAVUS_EVENTS_SKIPPED.inc(count)
+
+
 # --- background work ---------------------------------------------------------------------
 
 SWEEP_KINDS = ("pal", "conversation")

@@ -490,8 +490,8 @@ class SessionMachine(RuleBasedStateMachine):
         reconciler = self.stack.reconciler
 
         async def idle() -> bool:
-            # spawn_cleanup's tasks: the only background work left with the loop off.
-            return reconciler.cleanups_running == 0
+            # spawn_check's tasks: the only background work left with the loop off.
+            return reconciler.checks_running == 0
 
         await until(idle, within=30, message="webhook-started cleanups finished")
 

@@ -67,6 +67,9 @@ COUNTERS = frozenset(
         "palisade_sweep_orphans_found_total",
         "palisade_sweep_orphans_removed_total",
         "palisade_warm_pool_claims_total",
+        "palisade_shutdown_claims_total",
+        "palisade_tavus_lookups_total",
+        "palisade_tavus_events_skipped_total",
     }
 )
 GAUGES = frozenset(
@@ -98,6 +101,9 @@ LABELS: dict[str, frozenset[str]] = {
     "palisade_warm_pool_pals": frozenset({"tenant", "profile", "state"}),
     "palisade_warm_pool_claims_total": frozenset({"tenant", "profile", "outcome"}),
     "palisade_warm_pool_refill_duration_seconds": frozenset(),
+    "palisade_shutdown_claims_total": frozenset({"outcome"}),
+    "palisade_tavus_lookups_total": frozenset({"object", "outcome"}),
+    "palisade_tavus_events_skipped_total": frozenset(),
 }
 # Attached by Prometheus to every scraped series.
 TARGET_LABELS = frozenset({"instance", "job", "namespace", "pod"})

@@ -100,6 +100,12 @@ class Session(TimestampsMixin, Base):
     deadline_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
     error: Mapped[dict[str, Any] | None]
+    # A shutdown webhook claimed the conversation ended; set until Tavus confirms it (the
+    # session ends) or contradicts it for long enough (the claim is recorded as false).
+    shutdown_claimed_at: Mapped[datetime | None]
+    # Webhooks arrived before the conversation id was stored; whoever stores the id
+    # applies them (``app.domain.sessions.webhooks.apply_stored_events``).
+    early_events: Mapped[bool] = mapped_column(server_default=text("false"))
 
     # Background work: when the reconciler should next look at this row, and who holds it.
     next_check_at: Mapped[datetime | None]

@@ -177,10 +177,12 @@ def move(
                 "updated_at": func.now(),
             }
         )
-        .returning(Session.id, Session.updated_at)
+        .returning(Session.id, Session.updated_at, Session.early_events)
         .cte("moved")
     )
-    query = select(moved.c.updated_at).add_cte(_event_from(moved.c.id).cte("logged"))
+    query = select(moved.c.updated_at, moved.c.early_events).add_cte(
+        _event_from(moved.c.id).cte("logged")
+    )
     if not synchronous_commit:
         # A column of the answer, so it runs once the row has moved (never if it has not);
         # is_local: the setting ends with this statement's transaction, not with the

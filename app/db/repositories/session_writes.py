@@ -84,6 +84,15 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class Moved:
+    """A move that happened: the row's new ``updated_at``, and whether webhooks arrived
+    before its conversation id was stored (``Session.early_events``)."""
+
+    updated_at: datetime
+    early_events: bool
+
+
+@dataclass(frozen=True)
 class StoredResponse:
     """The final answer to an idempotent request, stored in the same statement."""
 
@@ -160,10 +169,10 @@ class SessionWrites:
         event: EventRecord,
         response: StoredResponse | None = None,
         synchronous_commit: bool = True,
-    ) -> datetime | None:
+    ) -> Moved | None:
         """Compare-and-set: apply ``values`` only if ``owner`` still holds the lease that
         ends at ``lease_until`` and the session is in one of ``from_states``; append
-        ``event`` and store ``response`` in the same statement. The new ``updated_at``,
+        ``event`` and store ``response`` in the same statement. What the move left (``Moved``),
         or None when nothing matched (the lease was lost or the state moved on).
 
         One statement, so it is atomic without a transaction of its own; the row lock
@@ -199,8 +208,9 @@ class SessionWrites:
                 "stored_body": response.body,
             }
         row = await self._row(query, params)
-        updated_at: datetime | None = row["updated_at"] if row is not None else None
-        return updated_at
+        if row is None:
+            return None
+        return Moved(updated_at=row["updated_at"], early_events=row["early_events"])
 
 
 def _event_params(event: EventRecord) -> dict[str, Any]:

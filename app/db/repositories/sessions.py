@@ -192,6 +192,29 @@ class SessionRepository:
         pending, age = (await self.session.execute(backlog)).one()
         return SessionCounts(counted, int(pending), max(float(age), 0.0))
 
+    async def webhook_events(self, session_id: uuid.UUID) -> Sequence[SessionEvent]:
+        """The session's stored Tavus webhooks, in arrival order."""
+        query = (
+            select(SessionEvent)
+            .where(SessionEvent.session_id == session_id, SessionEvent.kind == "webhook")
+            .order_by(SessionEvent.id)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def latest_webhook(self, session_id: uuid.UUID, type: str) -> SessionEvent | None:
+        """The session's last stored webhook of ``type``."""
+        query = (
+            select(SessionEvent)
+            .where(
+                SessionEvent.session_id == session_id,
+                SessionEvent.kind == "webhook",
+                SessionEvent.type == type,
+            )
+            .order_by(SessionEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
     async def events(self, session_id: uuid.UUID, *, limit: int = 1000) -> Sequence[SessionEvent]:
         query = (
             select(SessionEvent)

@@ -62,7 +62,7 @@ async def claim_pooled_pal(
             "cleanup": Cleanup.PENDING,
             "next_check_at": now + lease,
         }
-        updated_at = await SessionWrites(db).move(
+        moved_row = await SessionWrites(db).move(
             row.id,
             owner=instance_id,
             lease_until=row.next_check_at,
@@ -82,9 +82,9 @@ async def claim_pooled_pal(
                 },
             ),
         )
-        if updated_at is None:
+        if moved_row is None:
             # Leaving the block with the exception rolls the pool row back.
             raise LeaseLost(row.id)
     moved = image_after(row, State.PAL_CREATED, changes)
-    moved.updated_at = updated_at
+    moved.updated_at = moved_row.updated_at
     return moved

@@ -8,6 +8,7 @@ from typing import Any, Final
 from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions.states import Cleanup, State, check_move
+from app.observability import metrics
 
 # Tavus's documented shutdown reasons, matched by prefix: its own examples drop the
 # " reached" suffix, and "internal error occurred at step x" varies in its tail.
@@ -43,18 +44,24 @@ async def mark_ended(
 ) -> bool:
     """Move an active or ending session to ended; False if it was not in such a state.
 
-    An explicit end keeps its own reason (the client asked first); the ephemeral PAL is
-    made due for deletion at once, now that the conversation cannot use it any more.
+    Only for an end Tavus has confirmed: this frees the tenant's slot and, for an
+    ephemeral session, makes the PAL due for deletion at once. ``at`` (Tavus's time of
+    the end) is kept between the session's creation and ``now``: another clock, or a
+    forged event, never puts an end before the start or in the future. An explicit end
+    keeps its own reason (the client asked first).
     """
     if row.state not in (State.ACTIVE, State.ENDING):
         return False
     source_state = row.state
     check_move(State(row.state), State.ENDED)
     row.state = State.ENDED
-    row.ended_at = at
+    row.ended_at = within(at, row.created_at, now)
     row.end_reason = row.end_reason or reason
     row.claimed_by = None
     row.next_check_at = now if row.cleanup == Cleanup.PENDING else None
+    if row.shutdown_claimed_at is not None:
+        row.shutdown_claimed_at = None
+        metrics.shutdown_claim(confirmed=True)
     await repo.add_event(
         row.id,
         kind="transition",
@@ -64,6 +71,13 @@ async def mark_ended(
         payload={"reason": reason, "source": source},
     )
     return True
+
+
+def within(at: datetime, earliest: datetime | None, latest: datetime) -> datetime:
+    """``at`` moved into ``[earliest, latest]``."""
+    if earliest is not None and at < earliest:
+        return earliest
+    return min(at, latest)
 
 
 async def mark_ending(

@@ -8,7 +8,8 @@ if they still hold the lease. What each state needs:
 * ``admitted`` / ``pal_created`` (a start whose process died): resume the saga, which
   looks up what may already exist on Tavus before creating anything;
 * ``active``: poll the conversation (verbose events) so a lost ``system.shutdown`` still
-  ends the session, and end it on Tavus once ``deadline_at`` is past;
+  ends the session, and end it on Tavus once ``deadline_at`` is past, whatever the read
+  said; a shutdown webhook's claim is confirmed here before the session ends;
 * ``ending``: confirm the end on Tavus, asking again if needed;
 * ``ended`` / ``failed`` with ``cleanup = pending``: delete the ephemeral PAL, retried
   with backoff until Tavus confirms (an already-gone PAL counts as done).
@@ -30,9 +31,15 @@ from app import crashpoints
 from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
 from app.db.repositories.tenants import TenantRepository
-from app.domain.sessions.lifecycle import mark_ended, mark_ending, normalise_shutdown_reason
+from app.domain.sessions.lifecycle import (
+    mark_ended,
+    mark_ending,
+    normalise_shutdown_reason,
+    within,
+)
 from app.domain.sessions.start import StartSaga
 from app.domain.sessions.states import Cleanup, State
+from app.domain.sessions.webhooks import JOINED_EVENTS, SHUTDOWN_EVENT
 from app.observability import metrics
 from app.observability.logging import session_context
 from app.security.secret_box import SecretBox
@@ -41,6 +48,9 @@ from app.tavus.errors import TavusError, TavusNotFound
 from app.tavus.models import Conversation
 
 logger = logging.getLogger(__name__)
+
+# Tavus says the conversation is over without saying why.
+UNSPECIFIED_END = "tavus:ended"
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,10 @@ class ReconcilerConfig:
     end_recheck: timedelta = timedelta(seconds=15)
     backoff_base: timedelta = timedelta(seconds=2)
     backoff_max: timedelta = timedelta(minutes=5)
+    # A shutdown webhook is confirmed with Tavus, asked again after this long (doubling
+    # each time) while it reports the conversation live, for at most ``claim_window``.
+    claim_recheck: timedelta = timedelta(milliseconds=500)
+    claim_window: timedelta = timedelta(seconds=30)
     # How long in-flight work may take to finish on shutdown.
     drain_timeout: timedelta = timedelta(seconds=10)
 
@@ -132,24 +146,28 @@ class Reconciler:
         self.last_success = _now()
         return len(rows)
 
-    def spawn_cleanup(self, session_id: uuid.UUID) -> None:
-        """Start a session's cleanup now, in the background (e.g. right after a webhook)."""
+    def spawn_check(self, session_id: uuid.UUID) -> None:
+        """Handle a session now, in the background (e.g. a shutdown webhook to confirm)."""
         task = asyncio.create_task(self.handle_now(session_id))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
     @property
-    def cleanups_running(self) -> int:
-        """Cleanups started by ``spawn_cleanup`` that have not finished yet."""
+    def checks_running(self) -> int:
+        """Checks started by ``spawn_check`` that have not finished yet."""
         return len(self._in_flight)
 
     async def handle_now(self, session_id: uuid.UUID) -> None:
-        now = _now()
-        async with self.autocommit.begin() as db:
-            row = await SessionRepository(db).claim(
-                session_id, owner=self.owner, now=now, lease_until=now + self.config.lease
-            )
-        if row is not None:
+        # A confirmed shutdown leaves the PAL's deletion due at once: it is done in this
+        # same call rather than at the next tick.
+        for _ in range(2):
+            now = _now()
+            async with self.autocommit.begin() as db:
+                row = await SessionRepository(db).claim(
+                    session_id, owner=self.owner, now=now, lease_until=now + self.config.lease
+                )
+            if row is None:
+                return
             await self._guarded(row)
 
     async def shutdown(self) -> None:
@@ -220,27 +238,34 @@ class Reconciler:
 
     # --- handlers (Tavus calls happen here, outside transactions) ---------------------
 
-    async def _unless_running(self, tavus: TavusClient, row: Session) -> _Outcome | None:
-        """Read the conversation on Tavus: an outcome if it is over (or unreadable now),
-        None while it still runs."""
+    async def _read(self, tavus: TavusClient, row: Session) -> Conversation | TavusError:
+        """The conversation as Tavus reports it now, or why it could not be read."""
         assert row.conversation_id is not None
         try:
             conversation = await tavus.get_conversation(row.conversation_id, verbose=True)
-        except TavusNotFound:
-            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
         except TavusError as error:
-            return self._retry_later(error)
-        if conversation.is_terminal:
-            return _Outcome(_ended_from(conversation, "poll"))
+            return error
+        metrics.tavus_events_skipped(conversation.skipped_events)
+        return conversation
+
+    def _if_over(self, status: Conversation | TavusError) -> _Outcome | None:
+        """The session's end, when Tavus says the conversation is over."""
+        if isinstance(status, TavusNotFound):
+            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+        if isinstance(status, Conversation) and status.is_terminal:
+            return _Outcome(_ended_from(status, "poll"))
         return None
 
     async def _check_active(self, tavus: TavusClient, row: Session) -> _Outcome:
-        over = await self._unless_running(tavus, row)
+        status = await self._read(tavus, row)
+        over = self._if_over(status)
         if over is not None:
             return over
         assert row.conversation_id is not None
         now = _now()
         if row.deadline_at is not None and now >= row.deadline_at:
+            # Whatever the read said (still running, unreadable, refused): past its
+            # deadline the conversation is ended.
             try:
                 await tavus.end_conversation(row.conversation_id)
             except TavusNotFound:
@@ -248,23 +273,64 @@ class Reconciler:
             except TavusError as error:
                 logger.warning("ending a conversation past its deadline failed: %s", error)
             return _Outcome(self._ending("deadline_exceeded"))
+        if row.shutdown_claimed_at is not None:
+            return self._claim_still_open(row, status, now)
+        if isinstance(status, TavusError):
+            return self._retry_later(status)
         next_check = now + self.config.poll_interval
         if row.deadline_at is not None:
             next_check = min(next_check, row.deadline_at)
         return _Outcome(_recheck_at(next_check))
 
     async def _check_ending(self, tavus: TavusClient, row: Session) -> _Outcome:
-        over = await self._unless_running(tavus, row)
+        status = await self._read(tavus, row)
+        over = self._if_over(status)
         if over is not None:
             return over
         assert row.conversation_id is not None
+        now = _now()
+        if isinstance(status, TavusError):
+            if row.shutdown_claimed_at is not None:
+                return self._claim_still_open(row, status, now)
+            return self._retry_later(status)
         try:
             await tavus.end_conversation(row.conversation_id)
         except TavusNotFound:
             return _Outcome(_ended("tavus:conversation_not_found", "poll"))
         except TavusError as error:
             return self._retry_later(error)
-        return _Outcome(_recheck_at(_now() + self.config.end_recheck))
+        if row.shutdown_claimed_at is not None:
+            return self._claim_still_open(row, status, now, then=now + self.config.end_recheck)
+        return _Outcome(_recheck_at(now + self.config.end_recheck))
+
+    def _claim_gives_up(self, row: Session) -> datetime:
+        assert row.shutdown_claimed_at is not None
+        return row.shutdown_claimed_at + self.config.claim_window
+
+    def _claim_still_open(
+        self,
+        row: Session,
+        status: Conversation | TavusError,
+        now: datetime,
+        *,
+        then: datetime | None = None,
+    ) -> _Outcome:
+        """A shutdown was claimed and Tavus does not (yet) say the conversation is over.
+
+        Tavus may report the end a little after its webhook, so it is asked again soon,
+        more slowly each time, until the claim's window has passed; then the claim is
+        recorded as unconfirmed and nothing else changes: the session is next checked
+        ``then`` (by default, at its next poll).
+        """
+        gives_up = self._claim_gives_up(row)
+        if now >= gives_up:
+            next_check = then or now + self.config.poll_interval
+            if row.deadline_at is not None:
+                next_check = min(next_check, row.deadline_at)
+            reading = "unreadable" if isinstance(status, TavusError) else status.status
+            return _Outcome(_claim_unconfirmed(then=_recheck_at(next_check), tavus=reading))
+        delay = self.config.claim_recheck * (2 ** min(row.attempts, 16))
+        return _Outcome(_claim_recheck(min(now + delay, gives_up)))
 
     async def _cleanup(self, tavus: TavusClient, row: Session) -> _Outcome:
         if not row.pal_ephemeral:
@@ -339,14 +405,61 @@ def _recheck_at(
     return apply
 
 
+def _claim_recheck(
+    when: datetime,
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+        row.next_check_at = when
+        row.attempts += 1
+
+    return apply
+
+
+def _claim_unconfirmed(
+    *,
+    then: Callable[[SessionRepository, Session, datetime], Awaitable[None]],
+    tavus: str | None = None,
+) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
+    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
+        claimed_at = row.shutdown_claimed_at
+        row.shutdown_claimed_at = None
+        metrics.shutdown_claim(confirmed=False)
+        logger.warning("a shutdown webhook was not confirmed by Tavus; the session goes on")
+        await repo.add_event(
+            row.id,
+            kind="tavus",
+            type="shutdown.unconfirmed",
+            payload={
+                "claimed_at": claimed_at.isoformat() if claimed_at else None,
+                "tavus_status": tavus,
+            },
+        )
+        await then(repo, row, now)
+
+    return apply
+
+
 def _ended(
     reason: str, source: str, at: datetime | None = None, joined_at: datetime | None = None
 ) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
     async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
         if joined_at is not None and row.joined_at is None:
-            row.joined_at = joined_at
+            row.joined_at = within(joined_at, row.created_at, now)
             metrics.face_joined(row)
-        await mark_ended(repo, row, reason=reason, at=at or now, source=source, now=now)
+        end_reason, end_at, end_source = reason, at, source
+        if row.shutdown_claimed_at is not None:
+            # Tavus confirmed a shutdown webhook; its reason and time are the end's when
+            # Tavus's own reading does not name them.
+            end_source = "webhook"
+            claim = await repo.latest_webhook(row.id, SHUTDOWN_EVENT)
+            if claim is not None:
+                if end_at is None:
+                    end_at = claim.occurred_at
+                if reason == UNSPECIFIED_END:
+                    end_reason = normalise_shutdown_reason(
+                        (claim.payload.get("properties") or {}).get("shutdown_reason")
+                    )
+        await mark_ended(repo, row, reason=end_reason, at=end_at or now, source=end_source, now=now)
 
     return apply
 
@@ -354,12 +467,12 @@ def _ended(
 def _ended_from(
     conversation: Conversation, source: str
 ) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    reason, at, joined_at = "tavus:ended", None, None
+    reason, at, joined_at = UNSPECIFIED_END, None, None
     for event in conversation.events or []:
-        if event.event_type == "system.shutdown":
+        if event.event_type == SHUTDOWN_EVENT:
             reason = normalise_shutdown_reason(event.properties.get("shutdown_reason"))
             at = event.timestamp
-        elif event.event_type in ("system.replica_joined", "system.pal_joined"):
+        elif event.event_type in JOINED_EVENTS:
             joined_at = joined_at or event.timestamp
     return _ended(reason, source, at, joined_at)
 

@@ -4,7 +4,9 @@ Tavus documents no retries, ordering or signature. Each callback URL carries a t
 derived from the session id, and the payload must name the session's conversation.
 Duplicates are recognised by a hash of the raw body; any order is safe because every
 event only ever moves a session forward (a transcript after the end changes nothing, a
-shutdown before the join ends the session and the join is then only recorded).
+shutdown before the join ends the session and the join is then only recorded). A
+shutdown is only a claim until Tavus confirms it (``apply_event``); an event that arrives
+before the session knows its conversation id is applied once it does.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
-from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
-from app.domain.sessions.states import Cleanup
+from app.domain.sessions.lifecycle import within
+from app.domain.sessions.states import State
 from app.domain.storable_text import replace_unstorable
 from app.errors import BadRequest, NotFound
 from app.observability import metrics
@@ -42,8 +45,8 @@ class WebhookConversationMismatch(NotFound):
 @dataclass(frozen=True)
 class WebhookResult:
     duplicate: bool
-    # The session ended with an ephemeral PAL to delete: clean up now, not at a tick.
-    cleanup_due: bool
+    # The session must be checked on Tavus now (a shutdown to confirm), not at a tick.
+    check_due: bool
 
 
 def parse_event(raw: bytes) -> dict[str, Any]:
@@ -97,25 +100,51 @@ async def apply_webhook(
         occurred_at=occurred_at,
     )
     if not stored:
-        return WebhookResult(duplicate=True, cleanup_due=False)
+        return WebhookResult(duplicate=True, check_due=False)
     if row.conversation_id is None:
-        # Tavus can be faster than our own write of the conversation id; the event is
-        # kept, and polling the conversation converges the state.
-        return WebhookResult(duplicate=False, cleanup_due=False)
-    now = datetime.now(UTC)
+        # Tavus can be faster than our own write of the conversation id: the event is
+        # kept, and whoever writes the id applies it (``apply_stored_events``).
+        row.early_events = True
+        return WebhookResult(duplicate=False, check_due=False)
+    return WebhookResult(duplicate=False, check_due=apply_event(row, event, datetime.now(UTC)))
+
+
+def apply_event(row: Session, event: dict[str, Any], now: datetime) -> bool:
+    """Apply one Tavus event of the session's own conversation; True when the session
+    is now due for a check on Tavus.
+
+    A shutdown is a claim, not a fact: whoever holds the callback URL can send one, and
+    ending on its word would free the tenant's slot and delete the PAL of a conversation
+    Tavus may still be running. It is recorded and the session made due at once; the
+    reconciler asks Tavus and ends the session only if Tavus confirms.
+    """
+    event_type = event["event_type"]
     if event_type in JOINED_EVENTS and row.joined_at is None:
-        row.joined_at = occurred_at or now
+        row.joined_at = within(event_time(event) or now, row.created_at, now)
         metrics.face_joined(row)
-    elif event_type == SHUTDOWN_EVENT:
-        properties = event.get("properties") or {}
-        ended = await mark_ended(
-            repo,
-            row,
-            reason=normalise_shutdown_reason(properties.get("shutdown_reason")),
-            at=occurred_at or now,
-            source="webhook",
-            now=now,
-        )
-        if ended:
-            return WebhookResult(duplicate=False, cleanup_due=row.cleanup == Cleanup.PENDING)
-    return WebhookResult(duplicate=False, cleanup_due=False)
+    elif event_type == SHUTDOWN_EVENT and row.state in (State.ACTIVE, State.ENDING):
+        row.shutdown_claimed_at = row.shutdown_claimed_at or now
+        # Any claim the reconciler holds is superseded: its result is dropped.
+        row.claimed_by = None
+        row.next_check_at = now
+        return True
+    return False
+
+
+async def apply_stored_events(db: AsyncSession, session_id: uuid.UUID) -> bool:
+    """Apply, in arrival order, the webhooks stored before the session's conversation id
+    was; True when the session is now due for a check on Tavus. Events about another
+    conversation stay in the log, unapplied."""
+    repo = SessionRepository(db)
+    row = await repo.get_for_update(session_id)
+    if row is None or not row.early_events:
+        return False
+    row.early_events = False
+    if row.conversation_id is None:
+        return False
+    now = datetime.now(UTC)
+    due = False
+    for stored in await repo.webhook_events(session_id):
+        if stored.payload.get("conversation_id") == row.conversation_id:
+            due = apply_event(row, stored.payload, now) or due
+    return due

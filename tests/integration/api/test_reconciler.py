@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from app.db.instrumentation import RoundTripCounter, install
@@ -50,6 +51,64 @@ class TestDeadline:
         assert conv.status == "ended"
         assert conv.shutdown_reason == "end_conversation_endpoint_hit"
         assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
+
+    async def _running_past_its_deadline(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> tuple[Palisade, str, dict[str, Any]]:
+        palisade = await palisade_factory(
+            PALISADE_DEADLINE_GRACE_SECONDS=0, PALISADE_POLL_INTERVAL_SECONDS=0.2
+        )
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.configure(time_scale=0.001)
+        simulator.sim.add_fault("webhook", DropFault())
+        body = {"profile": "voices", "conversation": {"properties": {"max_call_duration": 1}}}
+        session = (await start(palisade, key, body)).json()
+        return palisade, key, session
+
+    async def test_odd_verbose_events_do_not_stall_the_deadline(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        palisade, key, session = await self._running_past_its_deadline(palisade_factory, simulator)
+        # Integrators disagree on the shape of verbose events; these would once have
+        # made every status read fail, and the deadline end never ran.
+        odd = {
+            "conversation_id": session["conversation_id"],
+            "conversation_name": "whatever",
+            "status": "active",
+            "events": [
+                {"timestamp": "2026-12-06T10:00:00Z"},
+                {"event_type": "system.replica_joined", "properties": "r90bbd427f71"},
+                "application.perception_analysis",
+            ],
+        }
+        simulator.sim.add_fault("conversation.get", ErrorFault(status=200, body=odd))
+        skipped = REGISTRY.get_sample_value("palisade_tavus_events_skipped_total") or 0.0
+
+        async def ended_on_tavus() -> bool:
+            return simulator.sim.conversation(session["conversation_id"]).status == "ended"
+
+        await until(ended_on_tavus, within=15, message="the conversation was ended on Tavus")
+        assert (REGISTRY.get_sample_value("palisade_tavus_events_skipped_total") or 0) > skipped
+        simulator.sim.clear_faults("conversation.get")
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "deadline_exceeded"
+
+    async def test_an_unreadable_status_does_not_stall_the_deadline(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        palisade, key, session = await self._running_past_its_deadline(palisade_factory, simulator)
+        simulator.sim.add_fault("conversation.get", ErrorFault(preset="server_error"))
+
+        async def ended_on_tavus() -> bool:
+            return simulator.sim.conversation(session["conversation_id"]).status == "ended"
+
+        await until(ended_on_tavus, within=15, message="the conversation was ended on Tavus")
+        assert (await palisade.as_tenant(key, "GET", f"/sessions/{session['id']}")).json()[
+            "status"
+        ] in ("ending", "ended")
+        simulator.sim.clear_faults("conversation.get")
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "deadline_exceeded"
 
 
 class TestExplicitEnd:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
-from app.tavus.simulator import DropFault, DuplicateFault, ReorderFault
+from app.db.repositories.sessions import SessionRepository
+from app.tavus.simulator import DropFault, DuplicateFault, ReorderFault, SucceedThenDropFault
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.support.stack import Palisade, SimulatorHandle
 from tests.support.wait import until
@@ -86,6 +90,145 @@ class TestShutdown:
         assert ended["end_reason"] == "ended_by_client"
         assert ended["ending_at"] is not None
         assert simulator.sim.pal(session["pal_id"]).delete_calls == 1
+
+
+def claims(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("palisade_shutdown_claims_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def shutdown_event(conversation_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "event_type": "system.shutdown",
+        "message_type": "system",
+        "timestamp": "2026-11-23T10:00:00.000000Z",
+        "properties": {"shutdown_reason": "participant_left_timeout reached"},
+        **fields,
+    }
+
+
+class TestShutdownClaims:
+    """A shutdown webhook is a claim: it ends nothing until Tavus confirms it."""
+
+    async def test_a_forged_shutdown_frees_no_slot_and_deletes_no_pal(
+        self, palisade_factory: Any, simulator: SimulatorHandle
+    ) -> None:
+        # Whoever holds the callback URL (it leaks, or a tenant finds it) can post a
+        # shutdown for a conversation Tavus is still running.
+        palisade = await palisade_factory(PALISADE_SHUTDOWN_CONFIRM_SECONDS=1)
+        key, _ = await setup_tenant(palisade, cap=1)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        token = palisade.runtime.webhook_tokens.token_for(session["id"])
+        unconfirmed_before = claims("unconfirmed")
+
+        forged = await palisade.client.post(
+            f"/webhooks/tavus/{session['id']}",
+            params={"token": token},
+            json=shutdown_event(session["conversation_id"]),
+        )
+        assert forged.status_code == 200
+
+        async def recorded() -> bool:
+            kinds = [e["type"] for e in await events(palisade, key, session["id"])]
+            return "shutdown.unconfirmed" in kinds
+
+        await until(recorded, within=10, message="the claim was recorded as unconfirmed")
+        after = await session_of(palisade, key, session["id"])
+        assert after["status"] == "active"
+        assert after["ended_at"] is None
+        assert simulator.sim.conversation(session["conversation_id"]).status == "active"
+        assert simulator.sim.pal(session["pal_id"]).delete_calls == 0
+        # The slot is still taken: a cap of 1 admits nothing more.
+        assert (await start(palisade, key, {"profile": "voices"})).status_code == 429
+        assert claims("unconfirmed") == unconfirmed_before + 1
+        # And the conversation is still watched: its real end still ends the session.
+        simulator.sim.shutdown_conversation(session["conversation_id"], "max_call_duration")
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "max_call_duration"
+
+    async def test_tavus_reporting_the_end_late_still_confirms_it(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        # The webhook comes first; Tavus's own status says "ended" only a moment later.
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault("webhook", DropFault())
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        token = palisade.runtime.webhook_tokens.token_for(session["id"])
+        confirmed_before = claims("confirmed")
+        await palisade.client.post(
+            f"/webhooks/tavus/{session['id']}",
+            params={"token": token},
+            json=shutdown_event(session["conversation_id"]),
+        )
+
+        async def rechecked() -> bool:
+            log = simulator.sim.call_log("conversation.get")
+            return len(log) >= 2
+
+        await until(rechecked, within=10, message="Tavus asked twice")
+        assert (await session_of(palisade, key, session["id"]))["status"] == "active"
+        simulator.sim.shutdown_conversation(session["conversation_id"], "participant_left_timeout")
+
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "participant_left_timeout"
+        assert simulator.sim.pal(session["pal_id"]).delete_calls == 1
+        assert claims("confirmed") == confirmed_before + 1
+
+    async def test_event_times_stay_within_the_sessions_life(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "coach"})).json()
+        token = palisade.runtime.webhook_tokens.token_for(session["id"])
+        joined = {
+            **shutdown_event(session["conversation_id"]),
+            "event_type": "system.replica_joined",
+            "timestamp": "1970-01-01T00:00:00Z",
+            "properties": {},
+        }
+        response = await palisade.client.post(
+            f"/webhooks/tavus/{session['id']}", params={"token": token}, json=joined
+        )
+        assert response.status_code == 200
+        async with palisade.runtime.sessionmaker() as db:
+            stored = await SessionRepository(db).get(uuid.UUID(session["id"]))
+        assert stored is not None
+        assert stored.joined_at is not None
+        assert stored.created_at <= stored.joined_at <= datetime.now(UTC)
+
+
+class TestEarlyEvents:
+    """Events Tavus sends before Palisade has stored the conversation id are applied as
+    soon as it has."""
+
+    async def test_a_shutdown_before_the_id_was_stored_ends_the_session_at_once(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        # The create succeeds on Tavus but its answer is held, then lost: Tavus calls
+        # back (join, then shutdown) while Palisade still has no conversation id.
+        simulator.sim.add_fault("conversation.create", SucceedThenDropFault(hold_s=1.5, times=1))
+        started = asyncio.create_task(start(palisade, key, {"profile": "voices"}))
+
+        async def created() -> str | None:
+            live = simulator.conversations()
+            return live[0]["conversation_id"] if live else None
+
+        conversation_id = await until(created, within=10, message="the conversation exists")
+        simulator.sim.join_face(conversation_id)
+        simulator.sim.shutdown_conversation(conversation_id, "participant_absent_timeout")
+
+        response = await started
+        assert response.status_code == 201, response.text
+        session = response.json()
+        assert session["conversation_id"] == conversation_id
+        ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        assert ended["end_reason"] == "participant_absent_timeout"
+        assert simulator.sim.pal(session["pal_id"]).deleted_at is not None
+        # The id came from the early webhook: no listing was read, nothing created twice.
+        assert simulator.sim.call_log("conversation.list") == []
+        assert len(simulator.sim.call_log("conversation.create")) == 1
 
 
 class TestDeliveryFaults:
