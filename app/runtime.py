@@ -73,6 +73,7 @@ async def open_runtime(
         api_key=api_key,
         retry=tavus_retry or DEFAULT_RETRY_POLICY,
         timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
+        max_lookup_pages=settings.tavus_lookup_max_pages,
     )
     sessionmaker = create_sessionmaker(engine)
     autocommit = create_autocommit_sessionmaker(engine)
@@ -107,6 +108,7 @@ async def open_runtime(
             idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
             warm_pool=warm_pool,
+            lookup_settle=settings.list_settle,
         )
     )
     reconciler = Reconciler(
@@ -121,6 +123,7 @@ async def open_runtime(
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
             end_recheck=settings.end_recheck,
             backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
+            claim_window=timedelta(seconds=settings.shutdown_confirm_seconds),
         ),
         autocommit=autocommit,
     )

@@ -26,6 +26,8 @@ MIN_SECRET_KEY_LENGTH = 32
 # With no TAVUS_API_KEY, Palisade talks to its own Tavus simulator (started by `serve`).
 SIMULATOR_DEFAULT_URL = "http://127.0.0.1:8100"
 SIMULATOR_API_KEY = "palisade-simulator"
+# Tavus documents nothing about how soon a new object shows in its listings.
+DEFAULT_LIST_SETTLE_SECONDS = 10.0
 # An ended conversation is confirmed on Tavus at least this often until a webhook says so.
 END_RECHECK_MAX_SECONDS = 15.0
 # How long Palisade's HTTP servers (and the simulator's) keep an idle connection open:
@@ -106,6 +108,22 @@ class Settings(BaseSettings):
     start_lease_seconds: Annotated[
         int, Field(ge=5, le=600, validation_alias=_env("PALISADE_START_LEASE_SECONDS"))
     ] = 60
+    # After a create whose outcome is unknown, how long before a lookup's "not there" is
+    # trusted (a listing may lag behind a create), doubling while it stays unresolved.
+    # Unset: 10 s, or half the start lease if that is shorter (see ``list_settle``).
+    tavus_list_settle_seconds: Annotated[
+        float | None,
+        Field(gt=0, le=300, validation_alias=_env("PALISADE_TAVUS_LIST_SETTLE_SECONDS")),
+    ] = None
+    # Pages one lookup of a PAL or conversation may read; past it, "cannot tell".
+    tavus_lookup_max_pages: Annotated[
+        int, Field(ge=1, le=10_000, validation_alias=_env("PALISADE_TAVUS_LOOKUP_MAX_PAGES"))
+    ] = 100
+    # How long a shutdown webhook that Tavus does not confirm is re-checked before it is
+    # recorded as unconfirmed.
+    shutdown_confirm_seconds: Annotated[
+        float, Field(gt=0, le=600, validation_alias=_env("PALISADE_SHUTDOWN_CONFIRM_SECONDS"))
+    ] = 30.0
     # How long each process accepts an API key it found active without looking it up
     # again: a revocation reaches other processes within it (0: look up every request).
     api_key_cache_seconds: Annotated[
@@ -146,6 +164,13 @@ class Settings(BaseSettings):
         if self.start_lease_seconds < 3 * self.tavus_timeout_seconds:
             raise SettingsError(
                 "PALISADE_START_LEASE_SECONDS must be at least 3 x PALISADE_TAVUS_TIMEOUT_SECONDS"
+            )
+        # A crashed start is resumed once its lease runs out; the creates it sent right
+        # after taking the lease must show in the listings by then.
+        settle = self.tavus_list_settle_seconds
+        if settle is not None and settle >= self.start_lease_seconds:
+            raise SettingsError(
+                "PALISADE_TAVUS_LIST_SETTLE_SECONDS must be less than PALISADE_START_LEASE_SECONDS"
             )
         return self
 
@@ -203,6 +228,13 @@ class Settings(BaseSettings):
         """How long after asking Tavus to end a conversation Palisade checks that it did,
         when no shutdown webhook has come (and again at this pace until it has)."""
         return timedelta(seconds=min(END_RECHECK_MAX_SECONDS, self.poll_interval_seconds))
+
+    @property
+    def list_settle(self) -> timedelta:
+        """How long after a create with an unknown outcome a lookup's "absent" is trusted."""
+        if self.tavus_list_settle_seconds is not None:
+            return timedelta(seconds=self.tavus_list_settle_seconds)
+        return timedelta(seconds=min(DEFAULT_LIST_SETTLE_SECONDS, self.start_lease_seconds / 2))
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -146,6 +146,8 @@ def make_settings(database_url: str | None, **overrides: object) -> Settings:
         "DATABASE_URL": database_url,
         "PALISADE_MODE": Mode.DEV,
         "TAVUS_BASE_URL": "http://127.0.0.1:9",
+        # Tests see an unknown create outcome resolved without waiting 10 s.
+        "PALISADE_TAVUS_LIST_SETTLE_SECONDS": 0.2,
     }
     values.update(overrides)
     return Settings.model_validate(values)

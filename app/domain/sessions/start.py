@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from app.domain.sessions.errors import (
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State, check_move, sources_of
 from app.domain.sessions.views import session_view
+from app.domain.sessions.webhooks import apply_stored_events
 from app.errors import (
     AppError,
     Unauthorized,
@@ -65,7 +67,8 @@ from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusConcurrencyLimit, TavusError, TavusNotFound
-from app.tavus.models import Conversation, ConversationCreate, PalCreate
+from app.tavus.listing import TavusListIncomplete
+from app.tavus.models import Conversation, ConversationCreate, Pal, PalCreate
 
 if TYPE_CHECKING:
     from app.domain.pool.refill import WarmPool
@@ -80,6 +83,8 @@ CONCURRENCY_RETRY_AFTER_SECONDS = 5
 CAPACITY_RETRY_AFTER_SECONDS = 30
 # Reads of a start's profile before giving up on one that keeps changing under it.
 PROFILE_READS = 3
+# A start whose create outcome stays unknown is looked up again at most this far apart.
+UNRESOLVED_BACKOFF_MAX = timedelta(minutes=5)
 
 
 class PalBodyInvalid(ValidationFailed):
@@ -123,6 +128,9 @@ class StartContext:
     poll_interval: timedelta = timedelta(seconds=60)
     # PALs made ahead of time (app/domain/pool); None: every ephemeral start makes one.
     warm_pool: WarmPool | None = None
+    # How long after a create with an unknown outcome its absence from Tavus's listings
+    # is trusted: a listing may lag behind a create.
+    lookup_settle: timedelta = timedelta(seconds=10)
 
 
 def request_fingerprint(request: dict[str, Any]) -> str:
@@ -333,13 +341,13 @@ class StartSaga:
             row = await SessionRepository(db).get_for_update(record.session_id)
             if row is None:
                 raise IdempotencyKeyInFlight("retry the request")
-            if (
-                row.claimed_by is not None
-                and row.next_check_at is not None
-                and row.next_check_at > now
-            ):
+            if row.next_check_at is not None and row.next_check_at > now:
+                # Held by another process, or waiting for Tavus's listings to settle
+                # after a create whose outcome is unknown.
+                wait = math.ceil((row.next_check_at - now).total_seconds())
                 raise IdempotencyKeyInFlight(
-                    "the session is being recovered; retry shortly", headers={"Retry-After": "1"}
+                    "the session is being recovered; retry shortly",
+                    headers={"Retry-After": str(max(1, wait))},
                 )
             lease_until = now + self.ctx.start_lease
             row.claimed_by = self.ctx.instance_id
@@ -435,11 +443,13 @@ class StartSaga:
             conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
             crashpoints.reach("start.conversation_created_not_recorded")
         except _Unresolved as unresolved:
-            return await self._leave_for_recovery(row, unresolved.error, unresolved.what)
+            return await self._leave_for_recovery(row, unresolved)
+        except _NeverCreated as never:
+            return await self._fail(row, tavus, never.failure)
         except TavusError as error:
             in_pal_step = row.state == State.ADMITTED and row.pal_ephemeral
             what = "create the PAL" if in_pal_step else "create the conversation"
-            return await self._fail(row, tavus, error, what)
+            return await self._fail(row, tavus, _upstream_failure(error, what))
         return await self._record_active(
             row, conversation.conversation_id, conversation.conversation_url
         )
@@ -450,43 +460,81 @@ class StartSaga:
         return self.ctx.tavus.with_api_key(self.ctx.secret_box.decrypt(encrypted_key))
 
     async def _ensure_pal(self, tavus: TavusClient, row: Session, *, fresh: bool) -> str:
-        name = row.resolved["pal_name"]
         what = "create the PAL"
         if not fresh:
-            existing = await _lookup(tavus.find_pal_by_name(name), what)
+            existing = await self._find_pal(tavus, row, what)
             if existing is not None:
                 return existing.pal_id
+            _unless_answered(row, what)
         try:
             created = await tavus.create_pal(PalCreate.model_validate(row.resolved["pal_body"]))
         except TavusError as error:
             if not error.may_have_taken_effect:
                 raise
-            # Tavus may have made it: the tag tells. Absent from the listing means not
-            # made (a listing lagging behind is covered by the orphan sweep).
-            existing = await _lookup(tavus.find_pal_by_name(name), what, error)
+            # Tavus may have made it: the tag tells if the listing shows it. A listing may
+            # lag behind a create, so its absence now decides nothing: the session is
+            # looked up again later, by whoever resumes it.
+            existing = await self._find_pal(tavus, row, what, error)
             if existing is None:
-                raise
+                raise _Unresolved(error, what) from None
             return existing.pal_id
         return created.pal_id
 
     async def _ensure_conversation(
         self, tavus: TavusClient, row: Session, *, fresh: bool
     ) -> Conversation:
-        name = row.resolved["conversation_name"]
         what = "create the conversation"
         if not fresh:
-            existing = await _lookup(tavus.find_conversation_by_name(name), what)
+            existing = await self._find_conversation(tavus, row, what)
             if existing is not None:
                 return existing
+            _unless_answered(row, what)
         try:
             return await tavus.create_conversation(self._conversation_body(row))
         except TavusError as error:
             if not error.may_have_taken_effect:
                 raise
-            found = await _lookup(tavus.find_conversation_by_name(name), what, error)
+            found = await self._find_conversation(tavus, row, what, error)
             if found is None:
-                raise
+                raise _Unresolved(error, what) from None
             return found
+
+    async def _find_pal(
+        self, tavus: TavusClient, row: Session, what: str, cause: TavusError | None = None
+    ) -> Pal | None:
+        found = await _lookup(
+            "pal",
+            tavus.find_pal_by_name(row.resolved["pal_name"], created_after=row.created_at),
+            what,
+            cause,
+        )
+        return found
+
+    async def _find_conversation(
+        self, tavus: TavusClient, row: Session, what: str, cause: TavusError | None = None
+    ) -> Conversation | None:
+        """The session's conversation: first by the id an early webhook named (Tavus
+        called back before the id was stored), then by its tag in the listings."""
+        name = row.resolved["conversation_name"]
+        async with self.ctx.sessionmaker() as db:
+            stored = await SessionRepository(db).webhook_events(row.id)
+        named = {e.payload.get("conversation_id") for e in stored} - {None}
+        for conversation_id in sorted(str(i) for i in named):
+            try:
+                candidate = await tavus.get_conversation(conversation_id)
+            except TavusNotFound:
+                continue
+            except TavusError as error:
+                raise _Unresolved(cause or error, what) from None
+            if candidate.conversation_name == name:
+                metrics.tavus_lookup("conversation", "found")
+                return candidate
+        return await _lookup(
+            "conversation",
+            tavus.find_conversation_by_name(name, created_after=row.created_at),
+            what,
+            cause,
+        )
 
     def _conversation_body(self, row: Session) -> ConversationCreate:
         token = self.ctx.webhook_tokens.token_for(str(row.id))
@@ -527,7 +575,7 @@ class StartSaga:
                 moved.tenant_id, moved.idempotency_key, outcome.status_code, outcome.body
             )
         async with self.ctx.driver.connect() as connection:
-            updated_at = await SessionWrites(connection).move(
+            moved_row = await SessionWrites(connection).move(
                 row.id,
                 owner=self.ctx.instance_id,
                 lease_until=row.next_check_at,
@@ -543,11 +591,12 @@ class StartSaga:
                 response=response,
                 synchronous_commit=synchronous_commit,
             )
-        if updated_at is None:
+        if moved_row is None:
             # Our lease ran out and another process took the session over: whatever we
             # just did on Tavus, it finds by the tag; we must not write over it.
             raise LeaseLost(row.id)
-        moved.updated_at = updated_at
+        moved.updated_at = moved_row.updated_at
+        moved.early_events = moved_row.early_events
         return moved
 
     async def _record_pal(self, row: Session, pal_id: str) -> Session:
@@ -557,6 +606,7 @@ class StartSaga:
             pal_id=pal_id,
             cleanup=Cleanup.PENDING,
             next_check_at=_now() + self.ctx.start_lease,
+            error=None,
             event_payload={"pal_id": pal_id},
         )
 
@@ -573,6 +623,7 @@ class StartSaga:
             conversation_url=conversation_url,
             active_at=now,
             deadline_at=deadline,
+            error=None,
             # Webhooks normally drive it from here; the reconciler still polls Tavus now
             # and then, so a lost shutdown cannot leave it active.
             next_check_at=min(deadline, now + self.ctx.poll_interval),
@@ -588,19 +639,19 @@ class StartSaga:
             synchronous_commit=False,
         )
         metrics.session_active(current)
+        if current.early_events:
+            # Tavus called back before the id was stored: a shutdown among those events
+            # ends the session now, not at its first poll.
+            async with self.ctx.sessionmaker.begin() as db:
+                await apply_stored_events(db, current.id)
         return StartOutcome(201, session_view(current).model_dump(mode="json"))
 
-    async def _fail(
-        self, row: Session, tavus: TavusClient, cause: TavusError, what: str
-    ) -> StartOutcome:
-        error = _upstream_failure(cause, what)
+    async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
+        # A create whose outcome is unknown fails a session only once the listings prove
+        # it absent, so only a PAL whose id is stored can exist.
         cleanup = Cleanup.NOT_NEEDED
         if row.pal_ephemeral and row.pal_id is not None:
             cleanup = await self._delete_pal_now(tavus, row.pal_id)
-        elif row.pal_ephemeral and cause.may_have_taken_effect:
-            # Not found by its tag, but a lagging listing could hide it: the cleanup
-            # stays pending so the reconciler looks for it again.
-            cleanup = Cleanup.PENDING
         outcome = _problem(error)
         await self._transition(
             row,
@@ -625,34 +676,45 @@ class StartSaga:
             return Cleanup.PENDING
         return Cleanup.DONE
 
-    async def _leave_for_recovery(self, row: Session, error: TavusError, what: str) -> StartOutcome:
+    async def _leave_for_recovery(self, row: Session, unresolved: _Unresolved) -> StartOutcome:
         """The create may or may not have happened and Tavus cannot tell us now.
 
         Nothing is decided: the lease is released so that a retry with the same key, or
-        the reconciler, resolves it by lookup. The response is not stored for replay.
+        the reconciler, resolves it by lookup, but not before ``lookup_settle`` (doubling
+        with each unresolved attempt): a listing read right after a create may not show
+        it yet. The response is not stored for replay.
         """
+        error, what = unresolved.error, unresolved.what
         now = _now()
         async with self.ctx.sessionmaker.begin() as db:
             current = await SessionRepository(db).get_for_update(row.id)
             assert current is not None
             if current.claimed_by != self.ctx.instance_id:
                 raise LeaseLost(row.id)
-            current.next_check_at = now
+            delay = min(
+                self.ctx.lookup_settle * (2 ** min(current.attempts, 16)), UNRESOLVED_BACKOFF_MAX
+            )
+            current.next_check_at = now + delay
             current.claimed_by = None
+            current.attempts += 1
+            # Marks the start as answered "outcome unknown": if the lookup later proves
+            # the object absent, the start fails instead of creating it then.
+            current.error = {"code": UpstreamError.code, **_tavus_error_summary(error)}
+            payload = _tavus_error_summary(error)
+            if unresolved.lookup is not None:
+                payload["lookup"] = unresolved.lookup
             await SessionRepository(db).add_event(
-                row.id,
-                kind="tavus",
-                type="tavus.outcome_unknown",
-                payload=_tavus_error_summary(error),
+                row.id, kind="tavus", type="tavus.outcome_unknown", payload=payload
             )
             if current.idempotency_key is not None:
                 await IdempotencyRepository(db).extend_lock(
-                    current.tenant_id, current.idempotency_key, now
+                    current.tenant_id, current.idempotency_key, current.next_check_at
                 )
         failure = UpstreamError(
             f"Tavus did not confirm whether it managed to {what}; the session "
             "will be resolved without creating a duplicate. Retry with the same "
             "Idempotency-Key to get its outcome.",
+            headers={"Retry-After": str(max(1, math.ceil(delay.total_seconds())))},
             session_id=str(row.id),
             **_tavus_error_summary(error),
         )
@@ -706,20 +768,57 @@ def image_after(row: Session, target: State, changes: dict[str, Any]) -> Session
     return Session(**values)
 
 
+class _NeverCreated(Exception):
+    """A create the client was told had an unknown outcome turned out never to have
+    happened: the start fails with ``failure`` rather than creating it now."""
+
+    def __init__(self, failure: AppError) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+def _unless_answered(row: Session, what: str) -> None:
+    """Before a resumed start creates what its lookup did not find: if an earlier
+    attempt's create failed with an unknown outcome (``row.error`` says so, see
+    ``_leave_for_recovery``), the client has its answer (retry for the outcome) and the
+    start fails now instead, as it would have had Tavus answered at once."""
+    unresolved = row.error
+    if unresolved is None:
+        return
+    summary = {k: v for k, v in unresolved.items() if k.startswith("tavus_")}
+    raise _NeverCreated(
+        UpstreamError(
+            f"Tavus failed to {what}: {summary.get('tavus_message') or 'no answer'}; "
+            "it was not created",
+            **summary,
+        )
+    )
+
+
 class _Unresolved(Exception):
     """Tavus may have created the object and cannot tell us now whether it did."""
 
-    def __init__(self, error: TavusError, what: str) -> None:
+    def __init__(self, error: TavusError, what: str, *, lookup: str | None = None) -> None:
         super().__init__(what)
         self.error = error
         self.what = what
+        # Why the lookup could not tell, when it was the listing that failed.
+        self.lookup = lookup
 
 
-async def _lookup(found: Awaitable[T], what: str, cause: TavusError | None = None) -> T:
+async def _lookup(
+    obj: str, found: Awaitable[T | None], what: str, cause: TavusError | None = None
+) -> T | None:
+    """A lookup's answer, counted; a lookup that cannot tell leaves the start unresolved."""
     try:
-        return await found
+        result = await found
+    except TavusListIncomplete as error:
+        metrics.tavus_lookup(obj, "incomplete")
+        raise _Unresolved(cause or error, what, lookup=error.message) from None
     except TavusError as error:
         raise _Unresolved(cause or error, what) from None
+    metrics.tavus_lookup(obj, "absent" if result is None else "found")
+    return result
 
 
 def _scalar_extra(extra: dict[str, Any]) -> dict[str, Any]:

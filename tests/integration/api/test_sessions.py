@@ -230,9 +230,18 @@ class TestCompensation:
         key, persistent = await setup_tenant(palisade)
         simulator.sim.add_fault("conversation.create", ErrorFault(preset="server_error"))
         response = await start(palisade, key, {"profile": "voices"})
+        # A 5xx may hide a create that happened: the answer says the outcome is unknown,
+        # and the start fails (its PAL deleted) once the listings settle without it.
         assert response.status_code == 502
-        assert user_pals(simulator, persistent) == []
+        assert "Idempotency-Key" in response.json()["detail"]
+
+        async def failed() -> bool:
+            listed = await palisade.as_tenant(key, "GET", "/sessions?status=failed")
+            return bool(listed.json()["items"]) and user_pals(simulator, persistent) == []
+
+        await until(failed, within=10, message="the start failed and its PAL was deleted")
         assert conversations(simulator) == []
+        assert len(simulator.sim.call_log("conversation.create")) == 1
 
     async def test_a_failed_start_frees_its_slot(
         self, palisade: Palisade, simulator: SimulatorHandle
@@ -240,7 +249,13 @@ class TestCompensation:
         key, _ = await setup_tenant(palisade, cap=1)
         simulator.sim.add_fault("conversation.create", ErrorFault(preset="server_error", times=1))
         assert (await start(palisade, key, {"profile": "coach"})).status_code == 502
-        assert (await start(palisade, key, {"profile": "coach"})).status_code == 201
+
+        # The slot is held while the first create's outcome is unknown (a conversation
+        # may hold one of the account's Tavus slots), and freed once it is known.
+        async def started() -> bool:
+            return (await start(palisade, key, {"profile": "coach"})).status_code == 201
+
+        await until(started, within=10, message="a second start was admitted")
 
 
 class TestUnknownOutcomes:
@@ -265,11 +280,16 @@ class TestUnknownOutcomes:
         key, persistent = await setup_tenant(palisade)
         simulator.sim.add_fault("conversation.create", HangFault(seconds=5, times=1))
         response = await start(palisade, key, {"profile": "voices"})
-        # The hang never ran the create: the lookup finds nothing, the PAL is compensated.
+        # The hang never ran the create: once the listings settle without it, the start
+        # fails and the PAL is compensated; nothing is created a second time.
         assert response.status_code == 502, response.text
+
+        async def compensated() -> bool:
+            return user_pals(simulator, persistent) == []
+
+        await until(compensated, within=10, message="the PAL was compensated")
         assert len(simulator.sim.call_log("conversation.create")) == 1
         assert conversations(simulator) == []
-        assert user_pals(simulator, persistent) == []
 
     async def test_unreachable_lookup_leaves_the_outcome_open_for_a_retry(
         self, palisade: Palisade, simulator: SimulatorHandle
