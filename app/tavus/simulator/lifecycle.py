@@ -30,13 +30,13 @@ class Lifecycle:
         timers: TimerQueue,
         webhooks: WebhookSender,
         config: Callable[[], SimulatorConfig],
-        release_slot: Callable[[ConversationRecord], None],
+        on_ended: Callable[[ConversationRecord], None],
     ) -> None:
         self._clock = clock
         self._timers = timers
         self._webhooks = webhooks
         self._config = config
-        self._release_slot = release_slot
+        self._on_ended = on_ended
         self._participant_seq = itertools.count(1)
 
     def reset(self) -> None:
@@ -53,6 +53,13 @@ class Lifecycle:
         )
         conv.timers["participant_absent"] = self._timers.call_later(
             conv.participant_absent_timeout, lambda: self.shutdown(conv, PARTICIPANT_ABSENT)
+        )
+
+    def begin_ongoing(self, conv: ConversationRecord) -> None:
+        """A call already under way, face and a participant in the room: only
+        ``max_call_duration``, counted from now, ends it by itself."""
+        conv.timers["max_call_duration"] = self._timers.call_later(
+            conv.max_call_duration, lambda: self.shutdown(conv, MAX_CALL_DURATION)
         )
 
     def join_face(self, conv: ConversationRecord) -> None:
@@ -107,7 +114,7 @@ class Lifecycle:
             self._timers.cancel(timer)
         conv.timers.clear()
         conv.participants.clear()
-        self._release_slot(conv)
+        self._on_ended(conv)
         self.emit(
             conv,
             "system.shutdown",

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from app.tavus.simulator.clock import iso_naive, iso_z
+from app.tavus.simulator.listing import Listing
 from app.tavus.simulator.timers import Timer
 
 ConversationStatus = Literal["active", "ended", "error"]
@@ -27,6 +28,7 @@ class PalRecord:
     created_at: datetime
     updated_at: datetime
     request: dict[str, Any]
+    seq: int = 0
     deleted_at: datetime | None = None
     delete_calls: int = 0
 
@@ -71,6 +73,7 @@ class ConversationRecord:
     created_at: datetime
     updated_at: datetime
     request: dict[str, Any]
+    seq: int = 0
     status: ConversationStatus = "active"
     shutdown_reason: str | None = None
     holds_slot: bool = False
@@ -152,9 +155,24 @@ class CallRecord:
         }
 
 
+def _pal_listings() -> dict[str | None, Listing[PalRecord]]:
+    return {None: Listing(), "user": Listing(), "system": Listing()}
+
+
+def _conversation_listings() -> dict[str | None, Listing[ConversationRecord]]:
+    return {None: Listing(), "active": Listing(), "ended": Listing(), "error": Listing()}
+
+
 @dataclass(eq=False)
 class Account:
+    """One API key's objects by id, and what its list endpoints serve, by filter
+    (None: unfiltered; else the ``pal_type`` or ``status`` value)."""
+
     api_key: str
     pals: dict[str, PalRecord] = field(default_factory=dict)
     conversations: dict[str, ConversationRecord] = field(default_factory=dict)
     active_slots: int = 0
+    pal_listings: dict[str | None, Listing[PalRecord]] = field(default_factory=_pal_listings)
+    conversation_listings: dict[str | None, Listing[ConversationRecord]] = field(
+        default_factory=_conversation_listings
+    )

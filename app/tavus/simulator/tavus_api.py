@@ -123,7 +123,10 @@ def _conversation_handlers(sim: Simulator) -> dict[str, Handler]:
         call.object_id = conversation_id
         conv = sim.store.get_conversation(call.account, conversation_id)
         verbose = call.request.query_params.get("verbose", "").lower() == "true"
-        return JSONResponse(conversation_json(conv, verbose))
+        body = conversation_json(conv, verbose)
+        if sim.config.conversation_get_shape == "wrapped":
+            return JSONResponse({"data": [body]})
+        return JSONResponse(body)
 
     async def list_(call: Call) -> Response:
         page = call.positive_int_query("page", 1)

@@ -164,6 +164,19 @@ class TestGetConversation:
         assert response.status_code == 400
         assert response.json() == {"error": "Invalid conversation_id"}
 
+    async def test_wrapped_shape_when_configured(self, harness: Harness) -> None:
+        conversation_id = await harness.create_conversation(await harness.create_pal())
+        harness.sim.configure(conversation_get_shape="wrapped")
+
+        plain = (await harness.client.get(f"/v2/conversations/{conversation_id}")).json()
+        verbose = (
+            await harness.client.get(f"/v2/conversations/{conversation_id}?verbose=true")
+        ).json()
+
+        assert list(plain) == ["data"]
+        assert plain["data"][0]["conversation_id"] == conversation_id
+        assert "events" in verbose["data"][0]
+
 
 class TestListConversations:
     async def test_filters_by_status_and_pages(self, harness: Harness) -> None:
