@@ -25,6 +25,9 @@ RUNTIME_FIELDS = frozenset(
         "list_max_limit",
         "list_page_ignored_after",
         "list_lag_s",
+        "app_message_max_bytes",
+        "app_message_rate_limit",
+        "app_message_rate_window_s",
     }
 )
 
@@ -52,8 +55,8 @@ class Prefill(BaseModel):
 class SimulatorConfig(BaseModel):
     """Settings of one Tavus simulator instance.
 
-    Durations ending in ``_s`` are seconds. ``replica_join_delay_s`` and ``list_lag_s``
-    are measured on the simulated clock;
+    Durations ending in ``_s`` are seconds. ``replica_join_delay_s``, ``list_lag_s``
+    and ``app_message_rate_window_s`` are measured on the simulated clock;
     ``webhook_timeout_s`` is real time.
     """
 
@@ -87,6 +90,12 @@ class SimulatorConfig(BaseModel):
     """List pages above this number answer page 1; 0 ignores ``page``; None honours it."""
     list_lag_s: float = Field(default=0.0, ge=0)
     """How long creations, deletions and endings take to reach the listings."""
+    app_message_max_bytes: int = Field(default=65_536, ge=1)
+    """Largest send-app-message body accepted."""
+    app_message_rate_limit: int | None = Field(default=120, ge=1)
+    """send-app-message requests per conversation and window; None is no limit."""
+    app_message_rate_window_s: float = Field(default=60.0, gt=0)
+    """Length of one send-app-message rate window."""
     stock_pal_ids: tuple[str, ...] = ("pb87e71797da",)
     """System PALs every account sees (``pal_type=system``); they cannot be deleted."""
     prefill: tuple[Prefill, ...] = ()

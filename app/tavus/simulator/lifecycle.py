@@ -4,6 +4,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from app.tavus.simulator.app_messages import deliver_queued, drop_queued
 from app.tavus.simulator.clock import SimClock, iso_z
 from app.tavus.simulator.config import SimulatorConfig
 from app.tavus.simulator.errors import ControlError
@@ -16,6 +17,9 @@ MAX_CALL_DURATION = "max_call_duration reached"
 PARTICIPANT_ABSENT = "participant_absent_timeout reached"
 PARTICIPANT_LEFT = "participant_left_timeout reached"
 ROOM_DELETED = "daily_room_has_been_deleted"
+BOT_COULD_NOT_JOIN = "bot_could_not_join_meeting_it_was_probably_ended"
+# Shutdowns after which the conversation's room no longer exists.
+ROOM_GONE_REASONS = frozenset({ROOM_DELETED, BOT_COULD_NOT_JOIN})
 
 DEFAULT_GREETING = "Hi there! How can I help you today?"
 
@@ -71,6 +75,7 @@ class Lifecycle:
         self.emit(conv, "system.replica_joined", "system", {"replica_id": conv.face_id})
         if self._config().emit_pal_joined:
             self.emit(conv, "system.pal_joined", "system", {"face_id": conv.face_id})
+        deliver_queued(conv, conv.face_joined_at)
 
     def join_participant(self, conv: ConversationRecord, participant_id: str | None) -> str:
         self._require_active(conv)
@@ -114,6 +119,7 @@ class Lifecycle:
             self._timers.cancel(timer)
         conv.timers.clear()
         conv.participants.clear()
+        drop_queued(conv, now)
         self._on_ended(conv)
         self.emit(
             conv,

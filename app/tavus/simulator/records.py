@@ -9,6 +9,10 @@ from app.tavus.simulator.listing import Listing
 from app.tavus.simulator.timers import Timer
 
 ConversationStatus = Literal["active", "ended", "error"]
+# queued: waiting for the face to join; delivered: handed to the PAL; relayed: an
+# event_type the PAL does not act on, passed into the room; dropped: the face never
+# took it (the conversation ended, or it waited longer than Tavus queues).
+AppMessageStatus = Literal["queued", "delivered", "relayed", "dropped"]
 
 
 def _opt_iso(moment: datetime | None) -> str | None:
@@ -53,6 +57,26 @@ class PalRecord:
         }
 
 
+@dataclass(eq=False, slots=True)
+class AppMessage:
+    seq: int
+    accepted_at: datetime
+    event_type: str
+    message: dict[str, Any]
+    status: AppMessageStatus
+    handled_at: datetime | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "accepted_at": iso_z(self.accepted_at),
+            "event_type": self.event_type,
+            "status": self.status,
+            "handled_at": _opt_iso(self.handled_at),
+            "message": self.message,
+        }
+
+
 @dataclass(eq=False)
 class ConversationRecord:
     conversation_id: str
@@ -74,6 +98,7 @@ class ConversationRecord:
     updated_at: datetime
     request: dict[str, Any]
     seq: int = 0
+    conversational_context: str | None = None
     status: ConversationStatus = "active"
     shutdown_reason: str | None = None
     holds_slot: bool = False
@@ -86,6 +111,9 @@ class ConversationRecord:
     delete_calls: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     timers: dict[str, Timer] = field(default_factory=dict)
+    app_messages: list[AppMessage] = field(default_factory=list)
+    app_message_window_start: float | None = None
+    app_message_window_count: int = 0
 
     @property
     def deleted(self) -> bool:
@@ -119,6 +147,8 @@ class ConversationRecord:
                 "participant_absent_timeout": self.participant_absent_timeout,
             },
             "events": list(self.events),
+            "conversational_context": self.conversational_context,
+            "app_messages": [message.json() for message in self.app_messages],
             "request": self.request,
         }
 

@@ -224,6 +224,7 @@ class Store:
         callback_url = _optional_str(body, "callback_url")
         if callback_url is not None and not callback_url.startswith(("http://", "https://")):
             raise bad_request("callback_url must be an http(s) URL")
+        conversational_context = _optional_str(body, "conversational_context")
         properties = body.get("properties") or {}
         if not isinstance(properties, dict):
             raise bad_request("properties must be an object")
@@ -271,6 +272,7 @@ class Store:
             updated_at=now,
             request=body,
             seq=next(self._seq),
+            conversational_context=conversational_context,
         )
         if test_mode:
             # Born ended: the face never joins, nothing is billed, no slot is used.
