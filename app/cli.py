@@ -293,6 +293,34 @@ def simulator(
     pal_get_shape: Annotated[
         str, typer.Option(help="GET /v2/pals/{id} shape: flat or wrapped.")
     ] = "flat",
+    conversation_get_shape: Annotated[
+        str, typer.Option(help="GET /v2/conversations/{id} shape: flat or wrapped.")
+    ] = "flat",
+    list_order: Annotated[
+        str, typer.Option(help="List order: newest_first or oldest_first.")
+    ] = "newest_first",
+    list_max_limit: Annotated[
+        int | None, typer.Option(help="Most items a list page holds (default no cap).")
+    ] = None,
+    list_page_ignored_after: Annotated[
+        int | None, typer.Option(help="List pages above this answer page 1 (0: always).")
+    ] = None,
+    list_lag: Annotated[
+        float, typer.Option(help="Simulated seconds before a change reaches the lists.")
+    ] = 0.0,
+    app_message_rate_limit: Annotated[
+        int, typer.Option(help="send-app-message requests per conversation and window.")
+    ] = 120,
+    app_message_rate_window: Annotated[
+        float, typer.Option(help="Simulated seconds of one send-app-message window.")
+    ] = 60.0,
+    prefill: Annotated[
+        list[str] | None,
+        typer.Option(
+            help='Earlier objects for an account, as JSON: {"api_key": "k", '
+            '"conversations": 5000, "active_conversations": 2, "pals": 50} (repeatable).'
+        ),
+    ] = None,
     public_base_url: Annotated[
         str, typer.Option(help="Prefix of every conversation_url.")
     ] = "https://tavus.daily.co",
@@ -306,6 +334,7 @@ def simulator(
 ) -> None:
     """Run the standalone, fault-injectable Tavus simulator (docs/simulator.md)."""
     from app.tavus.simulator import SimulatorConfig, build_server
+    from app.tavus.simulator.config import Prefill
 
     try:
         config = SimulatorConfig(
@@ -314,6 +343,14 @@ def simulator(
             max_concurrent_conversations=max_concurrent_conversations,
             api_keys=set(api_key) if api_key else None,
             pal_get_shape=pal_get_shape,
+            conversation_get_shape=conversation_get_shape,
+            list_order=list_order,
+            list_max_limit=list_max_limit,
+            list_page_ignored_after=list_page_ignored_after,
+            list_lag_s=list_lag,
+            app_message_rate_limit=app_message_rate_limit,
+            app_message_rate_window_s=app_message_rate_window,
+            prefill=tuple(Prefill.model_validate_json(spec) for spec in prefill or ()),
             public_base_url=public_base_url,
             webhook_timeout_s=webhook_timeout,
             replica_join_delay_s=replica_join_delay,

@@ -6,7 +6,7 @@ sockets with ``serve``/``build_server`` (``palisade simulator``). See
 """
 
 from app.tavus.simulator.app import create_app
-from app.tavus.simulator.config import SimulatorConfig
+from app.tavus.simulator.config import Prefill, SimulatorConfig
 from app.tavus.simulator.faults import (
     DelayFault,
     DropFault,
@@ -28,6 +28,7 @@ __all__ = [
     "ErrorFault",
     "HangFault",
     "LatencyFault",
+    "Prefill",
     "ReorderFault",
     "SimulatedConnectionDrop",
     "Simulator",

@@ -129,6 +129,15 @@ def control_routes(sim: Simulator) -> list[BaseRoute]:
         sim.shutdown_conversation(conversation_id, reason, error=bool(body.get("error")))
         return JSONResponse(sim.conversation(conversation_id).control_json())
 
+    async def conversation(request: Request) -> Response:
+        return JSONResponse(sim.conversation(request.path_params["conversation_id"]).control_json())
+
+    async def pal(request: Request) -> Response:
+        return JSONResponse(sim.pal(request.path_params["pal_id"]).control_json())
+
+    async def prefill(request: Request) -> Response:
+        return JSONResponse(sim.prefill(await _body(request)))
+
     async def drain(request: Request) -> Response:
         timeout = (await _body(request)).get("timeout_s", 10.0)
         try:
@@ -150,6 +159,9 @@ def control_routes(sim: Simulator) -> list[BaseRoute]:
         ("/_sim/faults/{operation}", add_fault, "POST"),
         ("/_sim/faults/{operation}", replace_faults, "PUT"),
         ("/_sim/faults/{operation}", clear_faults, "DELETE"),
+        ("/_sim/prefill", prefill, "POST"),
+        ("/_sim/pals/{pal_id}", pal, "GET"),
+        (conv, conversation, "GET"),
         (f"{conv}/join", join, "POST"),
         (f"{conv}/leave", leave, "POST"),
         (f"{conv}/face/join", face_join, "POST"),

@@ -4,6 +4,10 @@ from typing import Any
 
 INVALID_ACCESS_TOKEN = {"message": "Invalid access token"}
 CONCURRENCY_LIMIT = {"message": "User has reached maximum concurrent conversations"}
+# send-app-message's documented error texts, answered as {"error": …}.
+APP_MESSAGES_ACTIVE_ONLY = "App messages can only be sent to active conversations."
+APP_MESSAGES_ROOM_GONE = "The conversation's room is no longer available."
+APP_MESSAGES_TOO_MANY = "Too many requests"
 
 
 class TavusError(Exception):

@@ -24,6 +24,7 @@ Operation = Literal[
     "conversation.list",
     "conversation.end",
     "conversation.delete",
+    "conversation.send_app_message",
     "webhook",
 ]
 API_OPERATIONS: tuple[str, ...] = (
@@ -36,6 +37,7 @@ API_OPERATIONS: tuple[str, ...] = (
     "conversation.list",
     "conversation.end",
     "conversation.delete",
+    "conversation.send_app_message",
 )
 OPERATIONS: tuple[str, ...] = (*API_OPERATIONS, "webhook")
 
@@ -57,6 +59,14 @@ _PRESETS: dict[str, tuple[int, dict[str, str]]] = {
     "rate_limited": (429, {"message": "Too Many Requests"}),
     "concurrency_limit": (400, {"message": "User has reached maximum concurrent conversations"}),
     "out_of_credits": (402, {"message": "The user is out of conversational credits"}),
+}
+# send-app-message answers errors as {"error": …}, with texts of its own for the
+# statuses its page documents (tavus-api.md §5).
+_ERROR_STYLE_OPERATIONS = frozenset({"conversation.send_app_message"})
+_ERROR_STYLE_TEXTS: dict[str, str] = {
+    "rate_limited": "Too many requests",
+    "bad_gateway": "The app message could not be delivered. Please retry.",
+    "gateway_timeout": "The app message may have been delivered; check before retrying.",
 }
 
 
@@ -93,9 +103,12 @@ class _Distribution(BaseModel):
 
 
 class ErrorFault(_Rule):
-    """Answer with ``status``/``body``/``headers`` instead of running the operation.
+    """Answer with ``status``/``body``/``headers`` instead of the operation's answer.
 
     ``preset`` fills in Tavus-like values; ``retry_after_s`` adds ``Retry-After``.
+    The operation does not run, unless ``apply_before_error``: then it runs (its
+    side effects happen) and its answer is replaced, like a gateway timing out on
+    a request its upstream completed.
     """
 
     kind: Literal["error"] = "error"
@@ -104,15 +117,15 @@ class ErrorFault(_Rule):
     body: Any = None
     headers: dict[str, str] = Field(default_factory=dict)
     retry_after_s: float | None = Field(default=None, ge=0)
+    apply_before_error: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("preset") is not None:
-            status, body = _PRESETS[data["preset"]]
+            status, _ = _PRESETS[data["preset"]]
             data = {**data}
             data.setdefault("status", status)
-            data.setdefault("body", body)
             if data["preset"] == "rate_limited":
                 data.setdefault("retry_after_s", 1.0)
         return data
@@ -121,7 +134,21 @@ class ErrorFault(_Rule):
     def _check_status(self) -> ErrorFault:
         if self.status < 100:
             raise ValueError("an error fault needs a status (100-599) or a preset")
+        if self.preset is not None and "body" not in self.model_fields_set:
+            # Left out of the fields set, so a table can still fit it to its operation.
+            object.__setattr__(self, "body", _PRESETS[self.preset][1])
         return self
+
+    def for_operation(self, operation: str) -> ErrorFault:
+        """This rule with its preset body in the style of ``operation``."""
+        if (
+            self.preset is None
+            or "body" in self.model_fields_set
+            or operation not in _ERROR_STYLE_OPERATIONS
+        ):
+            return self
+        text = _ERROR_STYLE_TEXTS.get(self.preset) or _PRESETS[self.preset][1]["message"]
+        return self.model_copy(update={"body": {"error": text}})
 
     def response_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
@@ -247,12 +274,13 @@ class FaultTable:
 
     def add(self, operation: str, rule: Fault) -> None:
         _check(operation, rule)
+        rule = _fit(operation, rule)
         self._rules.setdefault(operation, []).append(_Armed(rule, rule.times))
 
     def set(self, operation: str, rules: list[Fault]) -> None:
         for rule in rules:
             _check(operation, rule)
-        self._rules[operation] = [_Armed(rule, rule.times) for rule in rules]
+        self._rules[operation] = [_Armed(_fit(operation, rule), rule.times) for rule in rules]
 
     def clear(self, operation: str | None = None) -> None:
         if operation is None:
@@ -337,6 +365,10 @@ class FaultTable:
 def _check_operation(operation: str) -> None:
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}; expected one of {OPERATIONS}")
+
+
+def _fit(operation: str, rule: Fault) -> Fault:
+    return rule.for_operation(operation) if isinstance(rule, ErrorFault) else rule
 
 
 def _check(operation: str, rule: Fault) -> None:

@@ -4,6 +4,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from app.tavus.simulator.app_messages import deliver_queued, drop_queued
 from app.tavus.simulator.clock import SimClock, iso_z
 from app.tavus.simulator.config import SimulatorConfig
 from app.tavus.simulator.errors import ControlError
@@ -16,6 +17,9 @@ MAX_CALL_DURATION = "max_call_duration reached"
 PARTICIPANT_ABSENT = "participant_absent_timeout reached"
 PARTICIPANT_LEFT = "participant_left_timeout reached"
 ROOM_DELETED = "daily_room_has_been_deleted"
+BOT_COULD_NOT_JOIN = "bot_could_not_join_meeting_it_was_probably_ended"
+# Shutdowns after which the conversation's room no longer exists.
+ROOM_GONE_REASONS = frozenset({ROOM_DELETED, BOT_COULD_NOT_JOIN})
 
 DEFAULT_GREETING = "Hi there! How can I help you today?"
 
@@ -30,13 +34,13 @@ class Lifecycle:
         timers: TimerQueue,
         webhooks: WebhookSender,
         config: Callable[[], SimulatorConfig],
-        release_slot: Callable[[ConversationRecord], None],
+        on_ended: Callable[[ConversationRecord], None],
     ) -> None:
         self._clock = clock
         self._timers = timers
         self._webhooks = webhooks
         self._config = config
-        self._release_slot = release_slot
+        self._on_ended = on_ended
         self._participant_seq = itertools.count(1)
 
     def reset(self) -> None:
@@ -55,6 +59,13 @@ class Lifecycle:
             conv.participant_absent_timeout, lambda: self.shutdown(conv, PARTICIPANT_ABSENT)
         )
 
+    def begin_ongoing(self, conv: ConversationRecord) -> None:
+        """A call already under way, face and a participant in the room: only
+        ``max_call_duration``, counted from now, ends it by itself."""
+        conv.timers["max_call_duration"] = self._timers.call_later(
+            conv.max_call_duration, lambda: self.shutdown(conv, MAX_CALL_DURATION)
+        )
+
     def join_face(self, conv: ConversationRecord) -> None:
         self._require_active(conv)
         if conv.face_joined_at is not None:
@@ -64,6 +75,7 @@ class Lifecycle:
         self.emit(conv, "system.replica_joined", "system", {"replica_id": conv.face_id})
         if self._config().emit_pal_joined:
             self.emit(conv, "system.pal_joined", "system", {"face_id": conv.face_id})
+        deliver_queued(conv, conv.face_joined_at)
 
     def join_participant(self, conv: ConversationRecord, participant_id: str | None) -> str:
         self._require_active(conv)
@@ -107,7 +119,8 @@ class Lifecycle:
             self._timers.cancel(timer)
         conv.timers.clear()
         conv.participants.clear()
-        self._release_slot(conv)
+        drop_queued(conv, now)
+        self._on_ended(conv)
         self.emit(
             conv,
             "system.shutdown",

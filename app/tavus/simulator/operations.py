@@ -40,6 +40,7 @@ class Call:
     request: Request
     account: Account
     object_id: str | None = None
+    event_type: str | None = None
 
     async def json_body(self) -> dict[str, Any]:
         raw = await self.request.body()
@@ -92,7 +93,7 @@ class TavusOperation:
             outcome = plan.outcome if plan is not None else None
             if plan is not None and plan.latency_ms > 0:
                 await asyncio.sleep(plan.latency_ms / 1000.0)
-            if isinstance(outcome, ErrorFault):
+            if isinstance(outcome, ErrorFault) and not outcome.apply_before_error:
                 response = _fault_response(outcome)
             elif isinstance(outcome, HangFault):
                 await _hold(outcome.seconds, receive)
@@ -108,6 +109,9 @@ class TavusOperation:
                         response = await self.handler(call)
                     except TavusError as exc:
                         response = JSONResponse(exc.body, status_code=exc.status)
+            if isinstance(outcome, ErrorFault) and outcome.apply_before_error:
+                error = f"applied, then answered {outcome.status} (was {response.status_code})"
+                response = _fault_response(outcome)
             if isinstance(outcome, SucceedThenDropFault):
                 error = f"succeed_then_drop: dropped a {response.status_code} response"
                 await _hold(outcome.hold_s, receive)
@@ -124,6 +128,7 @@ class TavusOperation:
                 plan.label if plan is not None else None,
                 account=api_key,
                 object_id=call.object_id if call is not None else None,
+                event_type=call.event_type if call is not None else None,
                 error=error,
             )
 

@@ -5,9 +5,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from app.tavus.simulator.clock import iso_naive, iso_z
+from app.tavus.simulator.listing import Listing
 from app.tavus.simulator.timers import Timer
 
 ConversationStatus = Literal["active", "ended", "error"]
+# queued: waiting for the face to join; delivered: handed to the PAL; relayed: an
+# event_type the PAL does not act on, passed into the room; dropped: the face never
+# took it (the conversation ended, or it waited longer than Tavus queues).
+AppMessageStatus = Literal["queued", "delivered", "relayed", "dropped"]
 
 
 def _opt_iso(moment: datetime | None) -> str | None:
@@ -27,6 +32,7 @@ class PalRecord:
     created_at: datetime
     updated_at: datetime
     request: dict[str, Any]
+    seq: int = 0
     deleted_at: datetime | None = None
     delete_calls: int = 0
 
@@ -51,6 +57,26 @@ class PalRecord:
         }
 
 
+@dataclass(eq=False, slots=True)
+class AppMessage:
+    seq: int
+    accepted_at: datetime
+    event_type: str
+    message: dict[str, Any]
+    status: AppMessageStatus
+    handled_at: datetime | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "accepted_at": iso_z(self.accepted_at),
+            "event_type": self.event_type,
+            "status": self.status,
+            "handled_at": _opt_iso(self.handled_at),
+            "message": self.message,
+        }
+
+
 @dataclass(eq=False)
 class ConversationRecord:
     conversation_id: str
@@ -71,6 +97,8 @@ class ConversationRecord:
     created_at: datetime
     updated_at: datetime
     request: dict[str, Any]
+    seq: int = 0
+    conversational_context: str | None = None
     status: ConversationStatus = "active"
     shutdown_reason: str | None = None
     holds_slot: bool = False
@@ -83,6 +111,9 @@ class ConversationRecord:
     delete_calls: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     timers: dict[str, Timer] = field(default_factory=dict)
+    app_messages: list[AppMessage] = field(default_factory=list)
+    app_message_window_start: float | None = None
+    app_message_window_count: int = 0
 
     @property
     def deleted(self) -> bool:
@@ -116,6 +147,8 @@ class ConversationRecord:
                 "participant_absent_timeout": self.participant_absent_timeout,
             },
             "events": list(self.events),
+            "conversational_context": self.conversational_context,
+            "app_messages": [message.json() for message in self.app_messages],
             "request": self.request,
         }
 
@@ -152,9 +185,24 @@ class CallRecord:
         }
 
 
+def _pal_listings() -> dict[str | None, Listing[PalRecord]]:
+    return {None: Listing(), "user": Listing(), "system": Listing()}
+
+
+def _conversation_listings() -> dict[str | None, Listing[ConversationRecord]]:
+    return {None: Listing(), "active": Listing(), "ended": Listing(), "error": Listing()}
+
+
 @dataclass(eq=False)
 class Account:
+    """One API key's objects by id, and what its list endpoints serve, by filter
+    (None: unfiltered; else the ``pal_type`` or ``status`` value)."""
+
     api_key: str
     pals: dict[str, PalRecord] = field(default_factory=dict)
     conversations: dict[str, ConversationRecord] = field(default_factory=dict)
     active_slots: int = 0
+    pal_listings: dict[str | None, Listing[PalRecord]] = field(default_factory=_pal_listings)
+    conversation_listings: dict[str | None, Listing[ConversationRecord]] = field(
+        default_factory=_conversation_listings
+    )

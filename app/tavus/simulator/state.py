@@ -5,7 +5,7 @@ from typing import Any
 
 from app.tavus.simulator.calllog import CallLog
 from app.tavus.simulator.clock import SimClock, iso_z
-from app.tavus.simulator.config import RUNTIME_FIELDS, SimulatorConfig
+from app.tavus.simulator.config import RUNTIME_FIELDS, Prefill, SimulatorConfig
 from app.tavus.simulator.errors import ControlError
 from app.tavus.simulator.faults import Fault, FaultTable, parse_fault
 from app.tavus.simulator.lifecycle import Lifecycle
@@ -40,12 +40,17 @@ class Simulator:
             self.faults, self.calls, lambda: self.config.webhook_timeout_s
         )
         self.lifecycle = Lifecycle(
-            self.clock, self.timers, self.webhooks, lambda: self.config, self._release_slot
+            self.clock, self.timers, self.webhooks, lambda: self.config, self._conversation_ended
         )
         self.store = Store(self.rng, self.clock, lambda: self.config, self.lifecycle)
+        self._prefill_from_config()
 
-    def _release_slot(self, conv: ConversationRecord) -> None:
-        self.store.release_slot(conv)
+    def _conversation_ended(self, conv: ConversationRecord) -> None:
+        self.store.conversation_ended(conv)
+
+    def _prefill_from_config(self) -> None:
+        for spec in self.config.prefill:
+            self.prefill(spec)
 
     # background tasks -------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class Simulator:
             self.seed = seed
         self.rng.seed(self.seed)
         self.clock.reset()
+        self._prefill_from_config()
 
     def configure(self, **changes: Any) -> SimulatorConfig:
         """Change runtime settings (see ``config.RUNTIME_FIELDS``)."""
@@ -125,6 +131,17 @@ class Simulator:
             self.clock.set_time_scale(updated.time_scale)
         self.config = updated
         return updated
+
+    def prefill(self, spec: Prefill | dict[str, Any]) -> dict[str, Any]:
+        """Fill an account with objects it made before (see ``config.Prefill``)."""
+        spec = spec if isinstance(spec, Prefill) else Prefill.model_validate(spec)
+        self.store.prefill(self.store.account(spec.api_key), spec)
+        return {
+            "api_key": spec.api_key,
+            "conversations": spec.conversations,
+            "active_conversations": spec.active_conversations,
+            "pals": spec.pals,
+        }
 
     def advance(self, sim_seconds: float) -> None:
         """Jump the simulated clock; due timers fire at once."""

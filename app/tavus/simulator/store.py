@@ -1,17 +1,30 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.tavus.simulator.clock import SimClock
-from app.tavus.simulator.config import SimulatorConfig
+from app.tavus.simulator.config import Prefill, SimulatorConfig
 from app.tavus.simulator.errors import CONCURRENCY_LIMIT, TavusError, bad_request, invalid_id
-from app.tavus.simulator.lifecycle import END_ENDPOINT_HIT, ROOM_DELETED, Lifecycle
-from app.tavus.simulator.records import Account, ConversationRecord, PalRecord
+from app.tavus.simulator.lifecycle import (
+    END_ENDPOINT_HIT,
+    PARTICIPANT_LEFT,
+    ROOM_DELETED,
+    Lifecycle,
+)
+from app.tavus.simulator.listing import IndexLog, page_window
+from app.tavus.simulator.records import (
+    Account,
+    ConversationRecord,
+    ConversationStatus,
+    PalRecord,
+)
 
 # Tavus defaults for conversation properties, in seconds.
 DEFAULT_MAX_CALL_DURATION = 3600
@@ -19,6 +32,10 @@ DEFAULT_PARTICIPANT_LEFT_TIMEOUT = 0
 DEFAULT_PARTICIPANT_ABSENT_TIMEOUT = 300
 
 STOCK_FACE_ID = "r9fa0878977a"
+STOCK_PAL_ID = "pb87e71797da"
+STOCK_SYSTEM_PROMPT = "You are a friendly, helpful assistant."
+# How long each ended prefilled conversation ran, in simulated seconds.
+PREFILLED_CALL_SECONDS = 30.0
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -43,25 +60,41 @@ class Store:
         self.accounts: dict[str, Account] = {}
         self.pals: dict[str, PalRecord] = {}
         self.conversations: dict[str, ConversationRecord] = {}
+        # Creation order, the tie-break of objects created at the same instant.
+        self._seq = itertools.count(1)
+        self.index = IndexLog(clock, config)
 
     def clear(self) -> None:
         self.accounts.clear()
         self.pals.clear()
         self.conversations.clear()
+        self._seq = itertools.count(1)
+        self.index.clear()
 
     def account(self, api_key: str) -> Account:
         account = self.accounts.get(api_key)
         if account is None:
             account = Account(api_key)
             for pal_id in self._config().stock_pal_ids:
-                account.pals[pal_id] = self._stock_pal(api_key, pal_id)
+                pal = self._stock_pal(api_key, pal_id)
+                account.pals[pal_id] = pal
+                account.pal_listings[None].add(pal)
+                account.pal_listings["system"].add(pal)
             self.accounts[api_key] = account
         return account
 
-    def release_slot(self, conv: ConversationRecord) -> None:
+    def conversation_ended(self, conv: ConversationRecord) -> None:
         if conv.holds_slot:
             conv.holds_slot = False
             self.accounts[conv.account].active_slots -= 1
+        listings = self.accounts[conv.account].conversation_listings
+        status = conv.status
+
+        def move() -> None:
+            listings["active"].discard(conv)
+            listings[status].add(conv)
+
+        self.index.submit(move)
 
     # ids --------------------------------------------------------------------------
 
@@ -104,9 +137,17 @@ class Store:
             created_at=now,
             updated_at=now,
             request=body,
+            seq=next(self._seq),
         )
         account.pals[pal_id] = pal
         self.pals[pal_id] = pal
+        listings = account.pal_listings
+
+        def show() -> None:
+            listings[None].add(pal)
+            listings["user"].add(pal)
+
+        self.index.submit(show)
         return pal
 
     def get_pal(self, account: Account, pal_id: str, legacy: bool) -> PalRecord:
@@ -118,13 +159,12 @@ class Store:
     def list_pals(
         self, account: Account, pal_type: str | None, page: int, limit: int
     ) -> tuple[list[PalRecord], int]:
-        matching = [
-            pal
-            for pal in reversed(account.pals.values())
-            if not pal.deleted and (pal_type is None or pal.pal_type == pal_type)
-        ]
-        start = (page - 1) * limit
-        return matching[start : start + limit], len(matching)
+        """One page of the account's PALs and the listing's ``total_count``."""
+        self.index.catch_up()
+        config = self._config()
+        listing = account.pal_listings[pal_type]
+        offset, limit = page_window(config, page, limit)
+        return listing.page(offset, limit, config.list_order == "newest_first"), len(listing)
 
     def delete_pal(self, account: Account, pal_id: str, legacy: bool) -> None:
         pal = account.pals.get(pal_id)
@@ -134,6 +174,13 @@ class Store:
             raise invalid_id("persona_id" if legacy else "pal_id")
         pal.deleted_at = self._clock.wall()
         pal.updated_at = pal.deleted_at
+        listings = account.pal_listings
+
+        def hide() -> None:
+            listings[None].discard(pal)
+            listings["user"].discard(pal)
+
+        self.index.submit(hide)
 
     def _stock_pal(self, api_key: str, pal_id: str) -> PalRecord:
         now = self._clock.wall()
@@ -142,13 +189,14 @@ class Store:
             account=api_key,
             pal_type="system",
             pal_name="Tavus Stock PAL",
-            system_prompt="You are a friendly, helpful assistant.",
+            system_prompt=STOCK_SYSTEM_PROMPT,
             default_face_id=STOCK_FACE_ID,
             pipeline_mode="full",
             conferencing_email=f"stock-{pal_id}@tavusinvite.com",
             created_at=now,
             updated_at=now,
             request={},
+            seq=next(self._seq),
         )
 
     # conversations ----------------------------------------------------------------
@@ -176,6 +224,7 @@ class Store:
         callback_url = _optional_str(body, "callback_url")
         if callback_url is not None and not callback_url.startswith(("http://", "https://")):
             raise bad_request("callback_url must be an http(s) URL")
+        conversational_context = _optional_str(body, "conversational_context")
         properties = body.get("properties") or {}
         if not isinstance(properties, dict):
             raise bad_request("properties must be an object")
@@ -222,6 +271,8 @@ class Store:
             created_at=now,
             updated_at=now,
             request=body,
+            seq=next(self._seq),
+            conversational_context=conversational_context,
         )
         if test_mode:
             # Born ended: the face never joins, nothing is billed, no slot is used.
@@ -232,6 +283,14 @@ class Store:
             account.active_slots += 1
         account.conversations[conversation_id] = conv
         self.conversations[conversation_id] = conv
+        listings = account.conversation_listings
+        status = conv.status
+
+        def show() -> None:
+            listings[None].add(conv)
+            listings[status].add(conv)
+
+        self.index.submit(show)
         self._lifecycle.begin(conv)
         return conv
 
@@ -244,13 +303,12 @@ class Store:
     def list_conversations(
         self, account: Account, status: str | None, page: int, limit: int
     ) -> tuple[list[ConversationRecord], int]:
-        matching = [
-            conv
-            for conv in reversed(account.conversations.values())
-            if not conv.deleted and (status is None or conv.status == status)
-        ]
-        start = (page - 1) * limit
-        return matching[start : start + limit], len(matching)
+        """One page of the account's conversations and the listing's ``total_count``."""
+        self.index.catch_up()
+        config = self._config()
+        listing = account.conversation_listings[status]
+        offset, limit = page_window(config, page, limit)
+        return listing.page(offset, limit, config.list_order == "newest_first"), len(listing)
 
     def end_conversation(self, account: Account, conversation_id: str) -> ConversationRecord:
         conv = self.get_conversation(account, conversation_id)
@@ -267,7 +325,124 @@ class Store:
         self._lifecycle.shutdown(conv, ROOM_DELETED)
         conv.deleted_at = self._clock.wall()
         conv.updated_at = conv.deleted_at
+        listings = account.conversation_listings
+        status: ConversationStatus = conv.status
+
+        def hide() -> None:
+            listings[None].discard(conv)
+            listings[status].discard(conv)
+
+        self.index.submit(hide)
         return conv
+
+    # prefilled accounts ---------------------------------------------------------------
+
+    def prefill(self, account: Account, spec: Prefill) -> None:
+        """Give the account objects it made before: ended conversations and PALs
+        older than anything it has, and active conversations started elsewhere.
+
+        They skip the listing lag (they are old) and the concurrency limit (they
+        already run); records are built directly, so thousands take milliseconds.
+        """
+        now = self._clock.wall()
+        user_pals = (pal for pal in account.pals.values() if pal.pal_type == "user")
+        before = min(
+            [
+                now,
+                *(conv.created_at for conv in account.conversations.values()),
+                *(pal.created_at for pal in user_pals),
+            ]
+        )
+        spacing = timedelta(seconds=spec.spacing_s)
+        width = max(5, len(str(max(spec.conversations, spec.pals))))
+        self._prefill_pals(account, spec.pals, before, spacing, width)
+        self._prefill_conversations(account, spec, before, spacing, width)
+
+    def _prefill_pals(
+        self, account: Account, count: int, before: datetime, spacing: timedelta, width: int
+    ) -> None:
+        made: list[PalRecord] = []
+        for number in range(1, count + 1):
+            pal_id = self._new_id("p", 11, self._pal_id_taken)
+            name = f"old-pal-{number:0{width}d}"
+            created = before - spacing * (count - number + 1)
+            pal = PalRecord(
+                pal_id=pal_id,
+                account=account.api_key,
+                pal_type="user",
+                pal_name=name,
+                system_prompt=STOCK_SYSTEM_PROMPT,
+                default_face_id=STOCK_FACE_ID,
+                pipeline_mode="full",
+                conferencing_email=f"old-pal-{number}-{pal_id}@tavusinvite.com",
+                created_at=created,
+                updated_at=created,
+                request={},
+                seq=next(self._seq),
+            )
+            account.pals[pal_id] = pal
+            self.pals[pal_id] = pal
+            made.append(pal)
+        account.pal_listings[None].merge(made)
+        account.pal_listings["user"].merge(made)
+
+    def _prefill_conversations(
+        self, account: Account, spec: Prefill, before: datetime, spacing: timedelta, width: int
+    ) -> None:
+        config = self._config()
+        pal_id = next(iter(config.stock_pal_ids), STOCK_PAL_ID)
+        base_url = config.public_base_url.rstrip("/")
+        call = timedelta(seconds=PREFILLED_CALL_SECONDS)
+        now = self._clock.wall()
+        ended_count = spec.conversations - spec.active_conversations
+        ended: list[ConversationRecord] = []
+        active: list[ConversationRecord] = []
+        for number in range(1, spec.conversations + 1):
+            conversation_id = self._new_id("c", 15, self.conversations.__contains__)
+            name = f"old-call-{number:0{width}d}"
+            running = number > ended_count
+            created = now if running else before - spacing * (ended_count - number + 1)
+            conv = ConversationRecord(
+                conversation_id=conversation_id,
+                account=account.api_key,
+                pal_id=pal_id,
+                face_id=STOCK_FACE_ID,
+                conversation_name=name,
+                callback_url=None,
+                conversation_url=f"{base_url}/{conversation_id}",
+                system_prompt=STOCK_SYSTEM_PROMPT,
+                custom_greeting=None,
+                test_mode=False,
+                meeting_token=None,
+                max_participants=None,
+                max_call_duration=DEFAULT_MAX_CALL_DURATION,
+                participant_left_timeout=DEFAULT_PARTICIPANT_LEFT_TIMEOUT,
+                participant_absent_timeout=DEFAULT_PARTICIPANT_ABSENT_TIMEOUT,
+                created_at=created,
+                updated_at=created,
+                request={"pal_id": pal_id, "conversation_name": name},
+                seq=next(self._seq),
+                face_joined_at=created,
+                participant_joins=1,
+            )
+            if running:
+                conv.participants.append("outside-participant")
+                conv.holds_slot = True
+                active.append(conv)
+            else:
+                conv.status = "ended"
+                conv.shutdown_reason = PARTICIPANT_LEFT
+                conv.ended_at = conv.updated_at = created + call
+                ended.append(conv)
+            account.conversations[conversation_id] = conv
+            self.conversations[conversation_id] = conv
+        account.active_slots += len(active)
+        listings = account.conversation_listings
+        listings[None].merge([*ended, *active])
+        listings["ended"].merge(ended)
+        listings["active"].merge(active)
+        for conv in active:
+            self._lifecycle.begin_ongoing(conv)
 
     def _meeting_token(self, conversation_id: str, lifetime_s: float) -> str:
         def b64(data: dict[str, Any]) -> str:

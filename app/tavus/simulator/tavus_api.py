@@ -7,8 +7,16 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from app.tavus.simulator import app_messages
+from app.tavus.simulator.app_messages import app_message_error
 from app.tavus.simulator.clock import iso_naive, iso_z
-from app.tavus.simulator.errors import bad_request
+from app.tavus.simulator.errors import (
+    APP_MESSAGES_ACTIVE_ONLY,
+    APP_MESSAGES_ROOM_GONE,
+    APP_MESSAGES_TOO_MANY,
+    bad_request,
+)
+from app.tavus.simulator.lifecycle import ROOM_GONE_REASONS
 from app.tavus.simulator.operations import Call, Handler, TavusOperation
 from app.tavus.simulator.records import ConversationRecord, PalRecord
 from app.tavus.simulator.state import Simulator
@@ -123,7 +131,10 @@ def _conversation_handlers(sim: Simulator) -> dict[str, Handler]:
         call.object_id = conversation_id
         conv = sim.store.get_conversation(call.account, conversation_id)
         verbose = call.request.query_params.get("verbose", "").lower() == "true"
-        return JSONResponse(conversation_json(conv, verbose))
+        body = conversation_json(conv, verbose)
+        if sim.config.conversation_get_shape == "wrapped":
+            return JSONResponse({"data": [body]})
+        return JSONResponse(body)
 
     async def list_(call: Call) -> Response:
         page = call.positive_int_query("page", 1)
@@ -148,7 +159,36 @@ def _conversation_handlers(sim: Simulator) -> dict[str, Handler]:
         sim.store.delete_conversation(call.account, conversation_id)
         return Response(status_code=204)
 
-    return {"create": create, "get": get, "list": list_, "end": end, "delete": delete}
+    async def send_app_message(call: Call) -> Response:
+        conversation_id = call.request.path_params["conversation_id"]
+        call.object_id = conversation_id
+        config = sim.config
+        raw = await call.request.body()
+        # Checked first, as a gateway does, before anything reads the body.
+        if len(raw) > config.app_message_max_bytes:
+            raise app_message_error(
+                413, f"Request body exceeds {config.app_message_max_bytes} bytes"
+            )
+        conv = sim.store.get_conversation(call.account, conversation_id)
+        if not app_messages.take_rate_slot(conv, sim.clock.now(), config):
+            raise app_message_error(429, APP_MESSAGES_TOO_MANY)
+        if conv.status != "active":
+            if conv.shutdown_reason in ROOM_GONE_REASONS:
+                raise app_message_error(410, APP_MESSAGES_ROOM_GONE)
+            raise app_message_error(400, APP_MESSAGES_ACTIVE_ONLY)
+        body = app_messages.parse_interaction(raw, conversation_id)
+        call.event_type = body["event_type"]
+        app_messages.accept(conv, body, sim.clock.wall())
+        return Response(status_code=200)
+
+    return {
+        "create": create,
+        "get": get,
+        "list": list_,
+        "end": end,
+        "delete": delete,
+        "send_app_message": send_app_message,
+    }
 
 
 class TavusRouter:
@@ -156,24 +196,39 @@ class TavusRouter:
     trying regex routes one by one, since this is the simulator's hot path."""
 
     def __init__(self, sim: Simulator) -> None:
-        self._table: dict[tuple[str, str, int], tuple[TavusOperation, str | None]] = {}
+        # (method, collection, depth, action): depth counts segments after the
+        # collection; action is the segment after an id ("end"), else "".
+        self._table: dict[tuple[str, str, int, str], tuple[TavusOperation, str | None]] = {}
         for collection, param, legacy in (
             ("pals", "pal_id", False),
             ("personas", "persona_id", True),
         ):
             pal = _pal_handlers(sim, legacy)
-            self._add(sim, "POST", collection, 0, "pal.create", pal["create"], None)
-            self._add(sim, "GET", collection, 0, "pal.list", pal["list"], None)
-            self._add(sim, "GET", collection, 1, "pal.get", pal["get"], param)
-            self._add(sim, "DELETE", collection, 1, "pal.delete", pal["delete"], param)
+            self._add(sim, "POST", collection, 0, "", "pal.create", pal["create"], None)
+            self._add(sim, "GET", collection, 0, "", "pal.list", pal["list"], None)
+            self._add(sim, "GET", collection, 1, "", "pal.get", pal["get"], param)
+            self._add(sim, "DELETE", collection, 1, "", "pal.delete", pal["delete"], param)
         conv = _conversation_handlers(sim)
         param = "conversation_id"
-        self._add(sim, "POST", "conversations", 0, "conversation.create", conv["create"], None)
-        self._add(sim, "GET", "conversations", 0, "conversation.list", conv["list"], None)
-        self._add(sim, "GET", "conversations", 1, "conversation.get", conv["get"], param)
-        self._add(sim, "DELETE", "conversations", 1, "conversation.delete", conv["delete"], param)
-        self._add(sim, "POST", "conversations", 2, "conversation.end", conv["end"], param)
-        self._known = {(collection, depth) for _, collection, depth in self._table}
+        for method, depth, action, operation, handler in (
+            ("POST", 0, "", "conversation.create", conv["create"]),
+            ("GET", 0, "", "conversation.list", conv["list"]),
+            ("GET", 1, "", "conversation.get", conv["get"]),
+            ("DELETE", 1, "", "conversation.delete", conv["delete"]),
+            ("POST", 2, "end", "conversation.end", conv["end"]),
+            (
+                "POST",
+                2,
+                "send-app-message",
+                "conversation.send_app_message",
+                conv["send_app_message"],
+            ),
+        ):
+            endpoint_param = param if depth else None
+            self._add(
+                sim, method, "conversations", depth, action, operation, handler, endpoint_param
+            )
+        self._known = {key[1:] for key in self._table}
 
     def _add(
         self,
@@ -181,22 +236,24 @@ class TavusRouter:
         method: str,
         collection: str,
         depth: int,
+        action: str,
         operation: str,
         handler: Handler,
         param: str | None,
     ) -> None:
-        self._table[(method, collection, depth)] = (TavusOperation(sim, operation, handler), param)
+        endpoint = TavusOperation(sim, operation, handler)
+        self._table[(method, collection, depth, action)] = (endpoint, param)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # "/v2/conversations/c1/end" -> ["", "v2", "conversations", "c1", "end"]
         parts = scope["path"].rstrip("/").split("/")
         collection = parts[2] if len(parts) > 2 else ""
         depth = len(parts) - 3
-        if depth == 2 and parts[4] != "end":
-            depth = -1
-        entry = self._table.get((scope["method"], collection, depth))
+        action = parts[4] if depth == 2 else ""
+        shape = (collection, depth, action)
+        entry = self._table.get((scope["method"], *shape))
         if entry is None:
-            if (collection, depth) in self._known:
+            if shape in self._known:
                 response = JSONResponse({"message": "Method Not Allowed"}, status_code=405)
             else:
                 response = JSONResponse({"message": "Not Found"}, status_code=404)

@@ -164,6 +164,30 @@ class TestGetConversation:
         assert response.status_code == 400
         assert response.json() == {"error": "Invalid conversation_id"}
 
+    async def test_wrapped_shape_when_configured(self, harness: Harness) -> None:
+        conversation_id = await harness.create_conversation(await harness.create_pal())
+        harness.sim.configure(conversation_get_shape="wrapped")
+
+        plain = (await harness.client.get(f"/v2/conversations/{conversation_id}")).json()
+        verbose = (
+            await harness.client.get(f"/v2/conversations/{conversation_id}?verbose=true")
+        ).json()
+
+        assert list(plain) == ["data"]
+        assert plain["data"][0]["conversation_id"] == conversation_id
+        assert "events" in verbose["data"][0]
+
+    async def test_create_context_is_kept(self, harness: Harness) -> None:
+        pal_id = await harness.create_pal()
+        conversation_id = await harness.create_conversation(
+            pal_id, conversational_context="The caller is Anna."
+        )
+
+        state = (await harness.client.get(f"/_sim/conversations/{conversation_id}")).json()
+
+        assert state["conversational_context"] == "The caller is Anna."
+        assert state["app_messages"] == []
+
 
 class TestListConversations:
     async def test_filters_by_status_and_pages(self, harness: Harness) -> None:
@@ -229,5 +253,9 @@ class TestRouting:
     async def test_unknown_path_and_method(self, harness: Harness) -> None:
         missing = await harness.client.get("/v2/replicas")
         wrong_method = await harness.client.put("/v2/pals")
+        unknown_action = await harness.client.post("/v2/conversations/c1/pause")
+        wrong_action_method = await harness.client.get("/v2/conversations/c1/send-app-message")
         assert missing.status_code == 404
         assert wrong_method.status_code == 405
+        assert unknown_action.status_code == 404
+        assert wrong_action_method.status_code == 405

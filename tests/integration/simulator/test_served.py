@@ -41,8 +41,13 @@ async def test_full_session_over_sockets(served: Served, receiver: WebhookReceiv
 
 async def test_serve_runs_from_the_command_line() -> None:
     port = free_port()
+    prefill = '{"api_key": "k", "conversations": 30, "active_conversations": 1, "pals": 2}'
+    options = ["--port", str(port), "--seed", "3", "--list-order", "oldest_first"]
+    options += ["--list-max-limit", "5", "--list-page-ignored-after", "4", "--list-lag", "2.5"]
+    options += ["--conversation-get-shape", "wrapped", "--prefill", prefill]
+    options += ["--app-message-rate-limit", "7", "--app-message-rate-window", "30"]
     process = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "app.tavus.simulator", "--port", str(port), "--seed", "3"],
+        *[sys.executable, "-m", "app.tavus.simulator", *options],
         cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -59,6 +64,15 @@ async def test_serve_runs_from_the_command_line() -> None:
             response = await eventually_async(state, within=15, what="simulator listening")
             assert response is not None
             assert response.json()["seed"] == 3
+            config = response.json()["config"]
+            assert (config["list_order"], config["list_max_limit"]) == ("oldest_first", 5)
+            assert (config["list_page_ignored_after"], config["list_lag_s"]) == (4, 2.5)
+            assert config["conversation_get_shape"] == "wrapped"
+            assert config["app_message_rate_limit"] == 7
+            assert config["app_message_rate_window_s"] == 30
+            listed = await client.get("/v2/conversations", headers={"x-api-key": "k"})
+            assert listed.json()["total_count"] == 30
+            assert listed.json()["data"][0]["conversation_name"] == "old-call-00001"
     finally:
         process.terminate()
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=10)
