@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     admin_token: Annotated[SecretStr | None, Field(validation_alias=_env("ADMIN_TOKEN"))] = None
     secret_key: Annotated[SecretStr | None, Field(validation_alias=_env("SECRET_KEY"))] = None
-    # Unset: GET /metrics is open, for scrapers on a private network.
+    # Unset: GET /metrics is open in dev mode and off (404) in production.
     metrics_token: Annotated[
         SecretStr | None, Field(validation_alias=_env("PALISADE_METRICS_TOKEN"))
     ] = None
