@@ -161,6 +161,38 @@ class TestCommandCheck:
             check_palisade_args(args)
 
 
+# --- Dockerfile -------------------------------------------------------------------------
+
+
+def dockerfile_instructions(name: str) -> list[str]:
+    """The arguments of each ``name`` instruction of the runtime stage, continuations joined."""
+    text = (REPO / "Dockerfile").read_text()
+    runtime = text.split(" AS runtime", 1)[1]
+    joined = re.sub(r"\\\n\s*", " ", runtime)
+    return re.findall(rf"^{name} (.+)$", joined, flags=re.M)
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction in dockerfile_instructions("ENV"):
+        env.update(re.findall(r"(\w+)=(\S+)", instruction))
+    return env
+
+
+class TestDockerfile:
+    def test_the_image_can_never_start_in_dev_mode(self) -> None:
+        # It binds every interface; dev mode would serve its well-known admin token there.
+        assert dockerfile_env()["PALISADE_MODE"] == "production"
+        python = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+        assert set(dockerfile_env()) <= KNOWN_VARIABLES | python
+
+    def test_the_default_command_is_a_real_one(self) -> None:
+        (command,) = dockerfile_instructions("CMD")
+        args = json.loads(command)
+        check_palisade_args(args)
+        assert args[0] == "serve"
+
+
 # --- docker-compose.yml -----------------------------------------------------------------
 
 
