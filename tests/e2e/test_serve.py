@@ -50,6 +50,8 @@ def test_zero_setup_serve_is_ready_and_leaves_no_postgres_behind(
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     output = log.read_text()
     assert "SIMULATOR" in output
+    # The demo key printed is the one kept for the next start.
+    assert (data_dir / "demo-api-key").read_text().strip() in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{sim_port}/_sim/state", timeout=2)
 
