@@ -32,11 +32,15 @@ LABEL org.opencontainers.image.title="palisade" \
       org.opencontainers.image.licenses="Proprietary" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11.11-slim-bookworm"
 
+# Production mode whatever else is set: the image binds every interface, and dev mode
+# would serve its well-known admin token there. Without ADMIN_TOKEN and SECRET_KEY it
+# refuses to start, saying so.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PALISADE_MIGRATIONS_DIR=/srv/palisade/migrations \
     PALISADE_DATA_DIR=/var/lib/palisade \
+    PALISADE_MODE=production \
     FORWARDED_ALLOW_IPS=127.0.0.1
 
 RUN groupadd --system --gid 10001 palisade \

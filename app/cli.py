@@ -35,7 +35,7 @@ from app.main import create_app
 from app.observability.logging import configure_logging
 from app.observability.metrics import multiprocess_directory
 from app.runtime import Runtime, open_runtime
-from app.settings import HTTP_KEEP_ALIVE_SECONDS, Settings, SettingsError
+from app.settings import HTTP_KEEP_ALIVE_SECONDS, Settings, SettingsError, is_loopback_host
 
 logger = logging.getLogger("palisade")
 
@@ -70,6 +70,27 @@ def load_settings() -> Settings:
                 where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
                 lines.append(f"{where.upper()}: {error.get('msg')}")
         raise _fail("; ".join(lines)) from None
+
+
+AllowPublicDev = Annotated[
+    bool,
+    typer.Option(
+        "--allow-public-dev",
+        help="In dev mode, bind a non-loopback --host anyway (it serves the well-known "
+        "dev admin token).",
+    ),
+]
+
+
+def _refuse_public_dev(settings: Settings, host: str, allowed: bool) -> None:
+    # Dev mode's admin token is printed in the README: served on a reachable interface,
+    # it hands the admin API to anyone on the network.
+    if settings.is_dev and not allowed and not is_loopback_host(host):
+        raise _fail(
+            f"dev mode serves the well-known dev admin token, so it binds loopback only, "
+            f"not {host}: use --host 127.0.0.1, or set PALISADE_MODE=production with "
+            "ADMIN_TOKEN and SECRET_KEY, or pass --allow-public-dev"
+        )
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -139,9 +160,11 @@ def serve(
         int,
         typer.Option(help="Port of the built-in Tavus simulator (when TAVUS_API_KEY is unset)."),
     ] = SIMULATOR_DEFAULT_PORT,
+    allow_public_dev: AllowPublicDev = False,
 ) -> None:
     """Run the HTTP API (and, with no database or Tavus key, everything it needs)."""
     settings = load_settings()
+    _refuse_public_dev(settings, host, allow_public_dev)
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     with database(settings) as url:
@@ -367,10 +390,12 @@ def simulator(
 def worker(
     host: Annotated[str, typer.Option(help="Interface for the probes and /metrics.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the probes and /metrics.")] = 9100,
+    allow_public_dev: AllowPublicDev = False,
 ) -> None:
     """Run only the background work (reconciler, warm pools, periodic sweep); HTTP serves
     only /healthz, /readyz and /metrics."""
     settings = load_settings()
+    _refuse_public_dev(settings, host, allow_public_dev)
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     with database(settings) as url:

@@ -24,6 +24,8 @@ from app.tavus.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
+METRICS_OFF_WARNING = "GET /metrics answers 404 until PALISADE_METRICS_TOKEN is set"
+
 
 @asynccontextmanager
 async def background_work(runtime: Runtime) -> AsyncIterator[None]:
@@ -97,6 +99,8 @@ def create_app(
                 "DATABASE_URL is unset; start Palisade with `palisade serve`, "
                 "which runs an embedded PostgreSQL"
             )
+        if settings.metrics_token is None and not settings.is_dev:
+            logger.warning(METRICS_OFF_WARNING)
         async with open_runtime(
             settings, settings.database_url, tavus_retry=tavus_retry
         ) as runtime:

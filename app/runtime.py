@@ -97,7 +97,7 @@ async def open_runtime(
         StartContext(
             sessionmaker=sessionmaker,
             driver=driver,
-            profiles=ProfileCache(autocommit),
+            profiles=ProfileCache(autocommit, secret_box),
             tavus=tavus,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,

@@ -6,6 +6,7 @@ The six variables of the product contract keep their plain names (``DATABASE_URL
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     )
     admin_token: Annotated[SecretStr | None, Field(validation_alias=_env("ADMIN_TOKEN"))] = None
     secret_key: Annotated[SecretStr | None, Field(validation_alias=_env("SECRET_KEY"))] = None
-    # Unset: GET /metrics is open, for scrapers on a private network.
+    # Unset: GET /metrics is open in dev mode and off (404) in production.
     metrics_token: Annotated[
         SecretStr | None, Field(validation_alias=_env("PALISADE_METRICS_TOKEN"))
     ] = None
@@ -276,6 +277,18 @@ def _secret_problem(
     if len(raw) < min_length:
         return f"{name} is too short: {hint}"
     return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from this machine only: a loopback
+    address or ``localhost``. A wildcard (``0.0.0.0``, ``::``), any other address and any
+    other name may be reachable from elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def normalise_database_url(url: str) -> str:

@@ -60,6 +60,7 @@ def palisade_env(database_url: str, simulator_url: str) -> dict[str, str]:
             "TAVUS_BASE_URL": simulator_url,
             "ADMIN_TOKEN": secrets.token_urlsafe(32),
             "SECRET_KEY": secrets.token_urlsafe(48),
+            "PALISADE_METRICS_TOKEN": secrets.token_urlsafe(32),
             # No live session falls due for a status poll within a run, and the orphan
             # sweep (which lists every PAL and conversation) cannot land in a phase.
             "PALISADE_POLL_INTERVAL_SECONDS": "3600",

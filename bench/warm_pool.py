@@ -82,8 +82,9 @@ def add_pooled_profile(stack: Stack, size: int) -> None:
         raise RuntimeError(f"adding the pooled profile failed: {answer.text}")
 
 
-def ready_in_pool(http: httpx.Client) -> float:
-    for family in text_string_to_metric_families(http.get("/metrics").text):
+def ready_in_pool(http: httpx.Client, metrics_token: str) -> float:
+    scrape = http.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
+    for family in text_string_to_metric_families(scrape.text):
         for sample in family.samples:
             if sample.name == "palisade_warm_pool_pals" and sample.labels == {
                 "tenant": TENANT_ID,
@@ -94,9 +95,11 @@ def ready_in_pool(http: httpx.Client) -> float:
     return 0.0
 
 
-def wait_pool_full(http: httpx.Client, size: int, within_s: float = 60.0) -> None:
+def wait_pool_full(
+    http: httpx.Client, metrics_token: str, size: int, within_s: float = 60.0
+) -> None:
     deadline = time.monotonic() + within_s
-    while ready_in_pool(http) < size:
+    while ready_in_pool(http, metrics_token) < size:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the pool did not reach {size} ready PALs in {within_s:.0f} s")
         time.sleep(0.05)
@@ -107,7 +110,7 @@ def ready_for(stack: Stack, http: httpx.Client, profile: str, pool_size: int) ->
     # cap on PALs held (PALISADE_POOL_MAX_PALS_PER_TENANT) and stop the refill.
     stack.retire_live_sessions()
     if profile == POOLED:
-        wait_pool_full(http, pool_size)
+        wait_pool_full(http, stack.env["PALISADE_METRICS_TOKEN"], pool_size)
 
 
 def run_phase(

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import RuntimeDep
 from app.domain.tenants.authentication import TenantCredentials
-from app.errors import Unauthorized
+from app.errors import NotFound, Unauthorized
 from app.security.tokens import constant_time_equals
 
 _admin_bearer = HTTPBearer(
@@ -54,10 +54,14 @@ async def require_metrics_token(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
 ) -> None:
-    """With PALISADE_METRICS_TOKEN set, a scrape must present it; unset, anyone may scrape."""
+    """With PALISADE_METRICS_TOKEN set, a scrape must present it. Unset, anyone may scrape
+    in dev mode (which serves loopback only), and nobody in production: the metrics name
+    every tenant, and each scrape reads the database."""
     expected = runtime.settings.metrics_token
     if expected is None:
-        return
+        if runtime.settings.is_dev:
+            return
+        raise NotFound("metrics are off: set PALISADE_METRICS_TOKEN to scrape them")
     if credentials is None:
         raise _unauthorized("send Authorization: Bearer <PALISADE_METRICS_TOKEN>")
     if not constant_time_equals(credentials.credentials, expected.get_secret_value()):

@@ -46,6 +46,9 @@ def create_engine(
         # The most recently returned connection first: the hot ones stay inside the
         # liveness bypass window and keep their prepared statements warm.
         pool_use_lifo=True,
+        # Statement parameters carry webhook tokens, Tavus keys and PAL credentials:
+        # neither SQL echo nor an error message may print them, in full or truncated.
+        hide_parameters=True,
     )
     check_liveness_on_checkout(engine, liveness_bypass_seconds)
     return engine

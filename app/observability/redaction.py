@@ -46,8 +46,9 @@ _SECRET_SHAPES = re.compile(
     r"(?P<api_key>psk_)[A-Za-z0-9_-]{20,}"
     # Webhook tokens ride in the callback URL's query string; so may other credentials.
     r"|(?P<query>[?&;](?:token|access_token|api_key|apikey|key|secret)=)[^&#\s\"'<>]+"
-    # Header-like spellings: "x-api-key: v", "'authorization': 'Bearer v'", "x-api-key=v".
-    r"|(?P<header>(?:x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)"
+    # Header-like spellings: "x-api-key: v", "'authorization': 'Bearer v'", "x-api-key=v",
+    # and a PAL body's "'api_key': 'v'" rendered as text.
+    r"|(?P<header>(?:x-api-key|api_key|authorization)[\"']?\s*[:=]\s*[\"']?)"
     r"(?:bearer\s+|basic\s+)?[^\s\"',;}\]]+"
     r"|(?P<bearer>\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"
     # A password in a DSN or any URL's user-info.

@@ -13,7 +13,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.domain.sessions import tags
-from tests.support.cluster import PalisadeProcess, admin, sim_state, simulator_process
+from tests.support.cluster import (
+    METRICS_HEADERS,
+    PalisadeProcess,
+    admin,
+    sim_state,
+    simulator_process,
+)
 from tests.support.wait import until_sync
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +76,7 @@ def test_a_kill_after_a_pool_create_leaves_one_pooled_pal(
 
 
 def ready_in_pool(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = httpx.get(f"{url}/metrics", headers=METRICS_HEADERS, timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "palisade_warm_pool_pals" and sample.labels == {

@@ -50,6 +50,8 @@ def test_zero_setup_serve_is_ready_and_leaves_no_postgres_behind(
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     output = log.read_text()
     assert "SIMULATOR" in output
+    # The demo key printed is the one kept for the next start.
+    assert (data_dir / "demo-api-key").read_text().strip() in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{sim_port}/_sim/state", timeout=2)
 
@@ -91,3 +93,47 @@ def test_production_without_secrets_refuses_with_one_line(tmp_path: Path) -> Non
     assert len(lines) == 1, result.stderr
     assert "ADMIN_TOKEN" in lines[0]
     assert "SECRET_KEY" in lines[0]
+
+
+DEV_MODE = {"PALISADE_MODE": "dev"}
+
+
+@pytest.mark.parametrize(
+    ("command", "host"),
+    [("serve", "0.0.0.0"), ("serve", "::"), ("serve", "192.168.1.10"), ("worker", "0.0.0.0")],
+)
+def test_dev_mode_refuses_a_public_bind_with_one_line(
+    tmp_path: Path, command: str, host: str
+) -> None:
+    result = subprocess.run(
+        palisade(command, "--host", host, "--port", str(free_port())),
+        env=clean_env({**DEV_MODE, "PALISADE_DATA_DIR": str(tmp_path / "data")}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert host in lines[0]
+    assert "--allow-public-dev" in lines[0]
+    assert "PALISADE_MODE=production" in lines[0]
+    # Refused before anything started: no embedded database was created.
+    assert not (tmp_path / "data").exists()
+
+
+def test_dev_mode_binds_every_interface_when_told_to(
+    tmp_path: Path, postgres_server_url: str
+) -> None:
+    name = databases.unique_name("palisade_public_dev")
+    url = asyncio.run(databases.create_migrated_database(postgres_server_url, name))
+    try:
+        port = free_port()
+        env = clean_env({**DEV_MODE, "DATABASE_URL": url, "TAVUS_API_KEY": "tk"})
+        command = palisade("worker", "--host", "0.0.0.0", "--port", str(port), "--allow-public-dev")
+        log = tmp_path / "worker.log"
+        with running(command, env, tmp_path, log) as process:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", process, log)
+    finally:
+        asyncio.run(databases.drop_database(postgres_server_url, name))

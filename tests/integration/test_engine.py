@@ -4,6 +4,8 @@ that finds out fails as "database unreachable" and the pool replaces it."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import event, exc, text
 
@@ -73,3 +75,28 @@ async def test_autocommit_sessions_commit_each_statement(database_url: str) -> N
             assert (await db.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+SECRET_PARAMETER = "webhook-token-4e9b1d7c2a"
+
+
+async def test_statement_parameters_are_never_logged_nor_put_in_errors(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(database_url)
+    # As an operator debugging with SQL echo would: every statement and its parameters.
+    engine.echo = "debug"
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT length(:value)"), {"value": SECRET_PARAMETER})
+            with pytest.raises(exc.DBAPIError) as failed:
+                await connection.execute(
+                    text("SELECT 1 / 0 WHERE :value <> ''"), {"value": SECRET_PARAMETER}
+                )
+    finally:
+        await engine.dispose()
+    assert "SELECT length($1)" in caplog.text  # the statements were logged
+    assert SECRET_PARAMETER not in caplog.text
+    assert SECRET_PARAMETER not in str(failed.value)
+    assert "division by zero" in str(failed.value)

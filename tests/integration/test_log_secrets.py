@@ -18,6 +18,7 @@ from app.settings import Mode
 from app.tavus.models import PalCreate
 from app.tavus.simulator import ErrorFault
 from tests.conftest import PalisadeFactory
+from tests.integration.api import test_pal_credentials as credentials
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import callback, wait_status
 from tests.support.stack import ADMIN_HEADERS, PAL_TEMPLATE, Palisade, SimulatorHandle
@@ -195,3 +196,20 @@ async def test_request_and_session_lines_say_whose_they_are(
     assert reconciled
     assert all(r["session_id"] == session["id"] for r in reconciled)
     assert all(json.dumps(r) for r in records)
+
+
+async def test_credentials_inside_pal_bodies_are_never_logged(
+    palisade: Palisade, simulator: SimulatorHandle, logs: CapturedLogs
+) -> None:
+    key = await credentials.make_tenant(palisade)
+    body = {"profile": "voices", "overrides": credentials.session_overrides()}
+    started = await start(palisade, key, body, idempotency_key="credentials")
+    assert started.status_code == 201, started.text
+    # A PAL create Tavus refuses: its error goes through the client's log lines.
+    simulator.sim.add_fault("pal.create", ErrorFault(preset="server_error", times=3))
+    assert (await start(palisade, key, body)).status_code == 502
+    assert (await palisade.admin("GET", "/tenants/acme")).status_code == 200
+
+    assert len(logs.lines()) > 10
+    leaked = [secret for secret in credentials.SECRETS if secret in logs.text]
+    assert leaked == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.tavus.simulator import ErrorFault
@@ -201,3 +203,42 @@ async def test_a_metrics_token_closes_the_scrape_to_anyone_without_it(
     assert "palisade_sessions" in right.text
     # The probes stay open: the kubelet sends no credentials.
     assert (await palisade.client.get("/healthz")).status_code == 200
+
+
+PRODUCTION = {
+    "PALISADE_MODE": "production",
+    "ADMIN_TOKEN": "metrics-test-admin-" + "a" * 16,
+    "SECRET_KEY": "metrics-test-secret-" + "s" * 32,
+}
+METRICS_OFF = "GET /metrics answers 404 until PALISADE_METRICS_TOKEN is set"
+
+
+async def test_in_production_without_a_token_metrics_are_off_and_start_up_says_so(
+    palisade_factory: PalisadeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    palisade = await palisade_factory(**PRODUCTION)
+    for headers in ({}, {"Authorization": "Bearer " + "x" * 32}):
+        closed = await palisade.client.get("/metrics", headers=headers)
+        assert closed.status_code == 404
+        assert closed.json()["code"] == "not_found"
+    assert [r.getMessage() for r in caplog.records].count(METRICS_OFF) == 1
+    assert (await palisade.client.get("/healthz")).status_code == 200
+
+
+async def test_in_production_a_token_opens_the_scrape_to_its_holder(
+    palisade_factory: PalisadeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    token = "scrape-" + "p" * 24
+    palisade = await palisade_factory(**PRODUCTION, PALISADE_METRICS_TOKEN=token)
+    assert (await palisade.client.get("/metrics")).status_code == 401
+    right = await palisade.client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert right.status_code == 200
+    assert "palisade_sessions" in right.text
+    assert METRICS_OFF not in caplog.text
+
+
+async def test_in_dev_mode_metrics_stay_open(palisade: Palisade) -> None:
+    assert palisade.runtime.settings.is_dev
+    assert (await palisade.client.get("/metrics")).status_code == 200

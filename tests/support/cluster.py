@@ -18,6 +18,9 @@ SECRET_KEY = "e2e-secret-key-0123456789-0123456789"
 # Palisade's global Tavus key; the simulator makes each key its own account.
 TAVUS_API_KEY = "e2e-tavus-key"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# In production mode /metrics answers only a scrape bearing it.
+METRICS_TOKEN = "e2e-metrics-token-0123456789"
+METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class PalisadeProcess:
                 "PUBLIC_BASE_URL": self.url,
                 "ADMIN_TOKEN": ADMIN_TOKEN,
                 "SECRET_KEY": SECRET_KEY,
+                "PALISADE_METRICS_TOKEN": METRICS_TOKEN,
                 "PALISADE_MODE": "production",
                 "PALISADE_TAVUS_TIMEOUT_SECONDS": "2",
                 **self.env,

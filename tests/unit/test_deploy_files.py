@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 KUBERNETES = REPO / "deploy" / "kubernetes"
 DASHBOARD = REPO / "deploy" / "grafana" / "palisade-dashboard.json"
 ALERTS = REPO / "deploy" / "prometheus" / "palisade-alerts.yaml"
+SCRAPE_JOB = REPO / "deploy" / "prometheus" / "palisade-scrape.yaml"
+POD_MONITOR = REPO / "deploy" / "prometheus" / "palisade-podmonitor.yaml"
 OPERATIONS = REPO / "docs" / "operations.md"
 
 # The product contract (DESIGN §5): the six plain names.
@@ -163,6 +165,38 @@ class TestCommandCheck:
     def test_refuses_anything_else(self, args: list[str]) -> None:
         with pytest.raises(AssertionError):
             check_palisade_args(args)
+
+
+# --- Dockerfile -------------------------------------------------------------------------
+
+
+def dockerfile_instructions(name: str) -> list[str]:
+    """The arguments of each ``name`` instruction of the runtime stage, continuations joined."""
+    text = (REPO / "Dockerfile").read_text()
+    runtime = text.split(" AS runtime", 1)[1]
+    joined = re.sub(r"\\\n\s*", " ", runtime)
+    return re.findall(rf"^{name} (.+)$", joined, flags=re.M)
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction in dockerfile_instructions("ENV"):
+        env.update(re.findall(r"(\w+)=(\S+)", instruction))
+    return env
+
+
+class TestDockerfile:
+    def test_the_image_can_never_start_in_dev_mode(self) -> None:
+        # It binds every interface; dev mode would serve its well-known admin token there.
+        assert dockerfile_env()["PALISADE_MODE"] == "production"
+        python = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+        assert set(dockerfile_env()) <= KNOWN_VARIABLES | python
+
+    def test_the_default_command_is_a_real_one(self) -> None:
+        (command,) = dockerfile_instructions("CMD")
+        args = json.loads(command)
+        check_palisade_args(args)
+        assert args[0] == "serve"
 
 
 # --- docker-compose.yml -----------------------------------------------------------------
@@ -423,12 +457,70 @@ class TestKubernetes:
         assert container["args"][0] == "worker"
         # Its /metrics is scraped like the API's, on the port it is told to serve.
         port = container["args"][container["args"].index("--port") + 1]
-        annotations = resource("Deployment", "palisade-worker")["spec"]["template"]["metadata"][
-            "annotations"
-        ]
-        assert annotations["prometheus.io/port"] == port
         assert [p["containerPort"] for p in container["ports"]] == [int(port)]
         assert {"name": "PALISADE_RECONCILER", "value": "true"} in container["env"]
+
+    def test_no_pod_invites_a_scrape_without_the_metrics_token(self) -> None:
+        # In production /metrics answers only PALISADE_METRICS_TOKEN; an annotation-driven
+        # scrape sends no credentials, so the pods are found by deploy/prometheus instead.
+        for _, document in manifests():
+            if document["kind"] != "Deployment":
+                continue
+            annotations = document["spec"]["template"]["metadata"].get("annotations") or {}
+            assert not [a for a in annotations if a.startswith("prometheus.io/")]
+
+    def test_the_metrics_token_is_one_of_the_secrets(self) -> None:
+        configmap = (KUBERNETES / "configmap.yaml").read_text()
+        assert "--from-literal=PALISADE_METRICS_TOKEN=" in configmap
+        assert resource("ConfigMap", "palisade")["data"]["PALISADE_MODE"] == "production"
+
+
+# --- deploy/prometheus: scraping with the metrics token --------------------------------
+
+
+def metrics_ports() -> set[str]:
+    """The named container ports on which Palisade's pods serve /metrics."""
+    names = set()
+    for name in ("palisade", "palisade-worker"):
+        (container,) = resource("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        names |= {port["name"] for port in container["ports"]}
+    return names
+
+
+class TestScrapeConfigs:
+    def test_the_scrape_job_sends_the_token_from_a_file(self) -> None:
+        (job,) = load_yaml(SCRAPE_JOB)["scrape_configs"]
+        assert job["metrics_path"] == "/metrics"
+        assert job["authorization"]["type"] == "Bearer"
+        assert job["authorization"]["credentials_file"].startswith("/")
+        assert "credentials" not in job["authorization"]
+        (discovery,) = job["kubernetes_sd_configs"]
+        assert discovery["role"] == "pod"
+
+    def test_the_scrape_job_keeps_palisade_pods_on_their_metrics_ports(self) -> None:
+        (job,) = load_yaml(SCRAPE_JOB)["scrape_configs"]
+        keeps = {
+            tuple(rule["source_labels"]): rule["regex"]
+            for rule in job["relabel_configs"]
+            if rule.get("action") == "keep"
+        }
+        name = keeps[("__meta_kubernetes_pod_label_app_kubernetes_io_name",)]
+        assert re.fullmatch(name, "palisade")
+        port = keeps[("__meta_kubernetes_pod_container_port_name",)]
+        for wanted in metrics_ports():
+            assert re.fullmatch(port, wanted), wanted
+
+    def test_the_pod_monitor_reads_the_token_from_a_secret(self) -> None:
+        monitor = load_yaml(POD_MONITOR)
+        assert monitor["kind"] == "PodMonitor"
+        assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "palisade"}
+        endpoints = monitor["spec"]["podMetricsEndpoints"]
+        assert {e["port"] for e in endpoints} == metrics_ports()
+        for endpoint in endpoints:
+            assert endpoint["path"] == "/metrics"
+            authorization = endpoint["authorization"]
+            assert authorization["type"] == "Bearer"
+            assert set(authorization["credentials"]) == {"name", "key"}
 
 
 # --- metrics: dashboard, alerts and the application ------------------------------------

@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.settings import DEV_ADMIN_TOKEN, Mode, Settings, SettingsError, normalise_database_url
+from app.settings import (
+    DEV_ADMIN_TOKEN,
+    Mode,
+    Settings,
+    SettingsError,
+    is_loopback_host,
+    normalise_database_url,
+)
 
 STRONG_TOKEN = "a" * 8 + "b" * 8 + "c" * 8
 STRONG_KEY = "k" * 16 + "z" * 24
@@ -32,6 +39,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "PUBLIC_BASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+class TestLoopbackHosts:
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST"])
+    def test_loopback(self, host: str) -> None:
+        assert is_loopback_host(host)
+
+    @pytest.mark.parametrize(
+        "host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.5", "fe80::1", "palisade.lan", ""]
+    )
+    def test_anything_else_may_be_reachable_from_outside(self, host: str) -> None:
+        assert not is_loopback_host(host)
 
 
 class TestMode:

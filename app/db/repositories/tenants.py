@@ -170,6 +170,20 @@ class ApiKeyRepository:
         )
         return result.first() is not None
 
+    async def revoke_labelled(self, tenant_id: str, label: str) -> int:
+        """Revoke every active key of the tenant carrying ``label``; how many there were."""
+        result = await self.session.execute(
+            update(TenantApiKey)
+            .where(
+                TenantApiKey.tenant_id == tenant_id,
+                TenantApiKey.label == label,
+                TenantApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+            .returning(TenantApiKey.id)
+        )
+        return len(result.all())
+
     async def touch(self, key_id: str, now: datetime) -> None:
         await self.session.execute(
             update(TenantApiKey)

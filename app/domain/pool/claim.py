@@ -1,9 +1,9 @@
 """A start takes a pooled PAL: one transaction moves the PAL from the pool to the session.
 
 The start computes the fingerprint of the PAL body it planned at admission
-(``resolved["pal_body"]``, tagged with the session's tag, which the fingerprint leaves
-out). If a ready PAL of that body is pooled for the session's tenant, profile and Tavus
-account, one transaction
+(``resolved["pal_body"]`` with its credentials unsealed, tagged with the session's tag,
+which the fingerprint leaves out). If a ready PAL of that body is pooled for the
+session's tenant, profile and Tavus account, one transaction
 
 * deletes its pool row (``FOR UPDATE SKIP LOCKED``: concurrent starts never take the
   same row and never wait for each other),
@@ -29,6 +29,8 @@ from app.db.repositories.session_writes import EventRecord, SessionWrites
 from app.domain.pool.fingerprint import pal_body_fingerprint
 from app.domain.sessions.start import LeaseLost, image_after
 from app.domain.sessions.states import Cleanup, State, check_move, sources_of
+from app.security import pal_secrets
+from app.security.secret_box import SecretBox
 
 WARM_POOL_SOURCE = "warm_pool"
 
@@ -39,6 +41,7 @@ async def claim_pooled_pal(
     instance_id: str,
     *,
     lease: timedelta,
+    secret_box: SecretBox,
 ) -> Session | None:
     """The session moved to ``pal_created`` with a pooled PAL, or None on a miss.
 
@@ -48,7 +51,8 @@ async def claim_pooled_pal(
     body = row.resolved.get("pal_body")
     if row.state != State.ADMITTED or not row.pal_ephemeral or not isinstance(body, dict):
         return None
-    fingerprint = pal_body_fingerprint(body)
+    # The fingerprint is of the body Tavus receives: its credentials in clear.
+    fingerprint = pal_body_fingerprint(pal_secrets.unseal(body, secret_box))
     check_move(State(row.state), State.PAL_CREATED)
     now = datetime.now(UTC)
     async with sessionmaker.begin() as db:

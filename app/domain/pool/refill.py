@@ -61,7 +61,8 @@ from app.domain.pool.claim import claim_pooled_pal
 from app.domain.profiles.schemas import Profile
 from app.domain.profiles.warm_pool import PoolKey, plan_pool
 from app.observability import metrics
-from app.security.secret_box import SecretBox
+from app.security import pal_secrets
+from app.security.secret_box import SecretBox, SecretBoxError
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 from app.tavus.models import PalCreate
@@ -157,7 +158,9 @@ class WarmPool:
         key = (row.tenant_id, row.profile)
         if key not in await self._pooled_profiles():
             return None
-        claimed = await claim_pooled_pal(self.sessionmaker, row, instance_id, lease=lease)
+        claimed = await claim_pooled_pal(
+            self.sessionmaker, row, instance_id, lease=lease, secret_box=self.secret_box
+        )
         metrics.warm_pool_claim(row.tenant_id, row.profile, hit=claimed is not None)
         if claimed is not None:
             self._wake.set()
@@ -330,7 +333,7 @@ class WarmPool:
         self._remember_pooled((tenant_id, name) for tenant_id, name, _ in profiles)
         wanted: dict[str, dict[tuple[str, str], _Wanted]] = {}
         for tenant_id, name, config in profiles:
-            for want in _wanted(tenant_id, name, config):
+            for want in _wanted(tenant_id, name, config, self.secret_box):
                 wanted.setdefault(tenant_id, {})[(name, want.key.fingerprint)] = want
         creates: list[_Create] = []
         for tenant_id in sorted(set(wanted) | tenants):
@@ -469,12 +472,12 @@ def _expiry(row: PooledPal) -> datetime:
     return row.expires_at
 
 
-def _wanted(tenant_id: str, name: str, config: dict[str, Any]) -> list[_Wanted]:
+def _wanted(tenant_id: str, name: str, config: dict[str, Any], box: SecretBox) -> list[_Wanted]:
     """The pool keys of one stored profile (none if it cannot be read)."""
     try:
-        profile = Profile.model_validate(config)
+        profile = Profile.model_validate(pal_secrets.unseal_profile(config, box))
         plan = plan_pool(profile, name)
-    except (ValidationError, ValueError):
+    except (ValidationError, ValueError, SecretBoxError):
         logger.exception("profile %s/%s: its warm pool cannot be planned", tenant_id, name)
         return []
     assert profile.warm_pool is not None  # only pooled profiles are read

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.repositories.tenants import TenantRepository
 from app.domain.profiles.errors import ProfileRequired, UnknownProfile
 from app.domain.profiles.schemas import Profile
+from app.security import pal_secrets
+from app.security.secret_box import SecretBox
 
 # Entries are small (a validated profile); the bound only keeps deleted tenants' and
 # profiles' entries from piling up.
@@ -43,9 +45,14 @@ class StartProfile:
 
 class ProfileCache:
     def __init__(
-        self, autocommit: async_sessionmaker[AsyncSession], entries: int = DEFAULT_ENTRIES
+        self,
+        autocommit: async_sessionmaker[AsyncSession],
+        secret_box: SecretBox,
+        entries: int = DEFAULT_ENTRIES,
     ) -> None:
         self._autocommit = autocommit
+        # Profiles are stored with their credentials sealed; entries hold them in clear.
+        self._secret_box = secret_box
         self._entries: LRUCache[tuple[str, str | None], StartProfile] = LRUCache(entries)
 
     async def get(self, tenant_id: str, name: str | None, *, fresh: bool = False) -> StartProfile:
@@ -70,7 +77,9 @@ class ProfileCache:
         entry = StartProfile(
             name=row.name,
             version=row.version,
-            profile=Profile.model_validate(row.config),
+            profile=Profile.model_validate(
+                pal_secrets.unseal_profile(row.config, self._secret_box)
+            ),
         )
         self._entries[key] = entry
         return entry

@@ -30,6 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.domain.profiles import errors
 from app.domain.profiles.paths import check_pal_body, is_known_path
+from app.security import pal_secrets
 
 Strategy = Literal["reuse", "ephemeral", "auto"]
 
@@ -107,6 +108,13 @@ _BUILT_IN_DEFAULTS: Final = {
 }
 
 
+# Views show credentials as this mark; a profile read from one and sent back would
+# otherwise replace the real credential with it.
+_REDACTED_MESSAGE: Final = (
+    "this credential is the mark views show in its place; send the credential itself"
+)
+
+
 class _Model(BaseModel):
     # strict: "60" is not 60 and true is not 1; a policy should say exactly what it means.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -171,6 +179,17 @@ class WarmPoolVariant(_Model):
     overrides: dict[str, Any]
     #: PALs kept ready for this variant; the pool's ``size`` when unset.
     size: PoolSize | None = None
+
+    @field_validator("overrides")
+    @classmethod
+    def _no_redaction_mark(cls, value: dict[str, Any]) -> dict[str, Any]:
+        lines = [
+            _line(errors.WARM_POOL_VARIANT_INVALID, path, _REDACTED_MESSAGE, {})
+            for path in pal_secrets.redacted_credentials(value)
+        ]
+        if lines:
+            raise _validation_error(cls.__name__, lines)
+        return value
 
 
 class WarmPool(_Model):
@@ -254,20 +273,26 @@ class Profile(_Model):
     def _template_is_a_valid_pal_body(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return value
-        problems = check_pal_body(value, complete=True)
-        if problems:
-            raise _validation_error(
-                cls.__name__,
-                [
-                    _line(
-                        errors.PAL_TEMPLATE_INVALID,
-                        p.path,
-                        "{path}: {detail}",
-                        {"path": p.dotted or "(body)", "reason": p.reason, "detail": p.message},
-                    )
-                    for p in problems
-                ],
+        lines = [
+            _line(
+                errors.PAL_TEMPLATE_INVALID,
+                p.path,
+                "{path}: {detail}",
+                {"path": p.dotted or "(body)", "reason": p.reason, "detail": p.message},
             )
+            for p in check_pal_body(value, complete=True)
+        ]
+        lines += [
+            _line(
+                errors.PAL_TEMPLATE_INVALID,
+                path,
+                _REDACTED_MESSAGE,
+                {"reason": "redacted_credential"},
+            )
+            for path in pal_secrets.redacted_credentials(value)
+        ]
+        if lines:
+            raise _validation_error(cls.__name__, lines)
         return value
 
     @field_validator("allowed_overrides")

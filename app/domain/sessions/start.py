@@ -63,6 +63,7 @@ from app.errors import (
 )
 from app.observability import metrics
 from app.observability.logging import bind_session
+from app.security import pal_secrets
 from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.tavus.client import TavusClient
@@ -380,8 +381,11 @@ class StartSaga:
             "pal_ephemeral": resolution.strategy == "ephemeral",
             "external_ref": body.external_ref,
             "idempotency_key": key,
-            "request": request,
-            "resolved": _plan(resolution, session_id),
+            # Both hold the PAL body's credentials, if any: stored sealed.
+            "request": _sealed_under(request, "overrides", self.ctx.secret_box),
+            "resolved": _sealed_under(
+                _plan(resolution, session_id), "pal_body", self.ctx.secret_box
+            ),
             "next_check_at": lease_until,
             "claimed_by": self.ctx.instance_id,
             "attempts": 0,
@@ -467,7 +471,8 @@ class StartSaga:
                 return existing.pal_id
             _unless_answered(row, what)
         try:
-            created = await tavus.create_pal(PalCreate.model_validate(row.resolved["pal_body"]))
+            body = pal_secrets.unseal(row.resolved["pal_body"], self.ctx.secret_box)
+            created = await tavus.create_pal(PalCreate.model_validate(body))
         except TavusError as error:
             if not error.may_have_taken_effect:
                 raise
@@ -853,6 +858,14 @@ def _plan(resolution: Resolution, session_id: uuid.UUID) -> dict[str, Any]:
                 "the PAL body is not valid for Tavus", errors=_problems(exc)
             ) from None
     return plan
+
+
+def _sealed_under(values: dict[str, Any], key: str, box: SecretBox) -> dict[str, Any]:
+    body = values.get(key)
+    if not isinstance(body, dict):
+        return values
+    sealed = pal_secrets.seal(body, box)
+    return values if sealed is body else {**values, key: sealed}
 
 
 def _problems(exc: ValidationError) -> list[dict[str, Any]]:

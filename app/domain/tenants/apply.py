@@ -24,6 +24,7 @@ from app.domain.tenants.schemas import (
     TenantUpdate,
 )
 from app.errors import ValidationFailed
+from app.security import pal_secrets
 from app.security.secret_box import SecretBox, SecretBoxError
 
 
@@ -89,6 +90,16 @@ def _stored_key_differs(box: SecretBox, encrypted: bytes | None, wanted: str | N
         return True
 
 
+def _readable_config(box: SecretBox, config: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored profile with its credentials in clear, to compare with the file's; None
+    when they were sealed under an earlier SECRET_KEY (the file's profile is stored
+    again under the current one)."""
+    try:
+        return pal_secrets.unseal_profile(config, box)
+    except SecretBoxError:
+        return None
+
+
 def tavus_keys(document: TenantsFile) -> dict[str, str | None]:
     """Each tenant's own Tavus key, read from the variable the file names.
 
@@ -135,7 +146,9 @@ async def apply_tenants(
             patch["max_concurrent_sessions"] = spec.max_concurrent_sessions
         if _stored_key_differs(box, current.tavus_api_key_encrypted, own_key):
             patch["tavus_api_key"] = own_key
-        stored_profiles = {p.name: p.config for p in await repo.profiles(spec.id)}
+        stored_profiles = {
+            p.name: _readable_config(box, p.config) for p in await repo.profiles(spec.id)
+        }
         wanted_profiles = {
             name: validate_profile(name, data).model_dump(mode="json")
             for name, data in spec.profiles.items()

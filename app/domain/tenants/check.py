@@ -26,6 +26,7 @@ from app.domain.sessions import tags
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.tenants import errors
 from app.errors import UpstreamError
+from app.security import pal_secrets
 from app.security.secret_box import SecretBox
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound, TavusUnreachable
@@ -91,7 +92,7 @@ async def load_target(
     return CheckTarget(
         tenant_id=tenant_id,
         profile_name=profile_name,
-        profile=Profile.model_validate(row.config),
+        profile=Profile.model_validate(pal_secrets.unseal_profile(row.config, box)),
         api_key=SecretStr(box.decrypt(encrypted)) if encrypted else None,
     )
 

@@ -1,21 +1,35 @@
-"""The zero-setup demo: a tenant with one profile of each strategy, on the simulator."""
+"""The zero-setup demo: a tenant with one profile of each strategy, on the simulator.
+
+The demo tenant has one API key per data directory: the key is kept in the data
+directory (readable by its owner only) and reused by every start while it is still an
+active key of the demo tenant. Otherwise the demo keys issued before are revoked and a
+new one is issued, so restarts never pile up valid keys.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from app.db.repositories.tenants import TenantRepository
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from app.domain.tenants import service
 from app.domain.tenants.schemas import TenantCreate, TenantUpdate
 from app.runtime import Runtime
+from app.security import api_keys
 from app.tavus.models import PalCreate
 
 DEMO_TENANT_ID = "demo"
 DEMO_FACE_ID = "r90bbd427f71"
 DEMO_PROMPT = "You are a warm, concise coach. Ask one question at a time."
+# In the data directory, next to the embedded database.
+DEMO_KEY_FILE = "demo-api-key"
+DEMO_KEY_LABEL = "demo (printed at start-up)"
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,7 @@ class DemoSeed:
     tenant_id: str
     api_key: str
     persistent_pal_id: str
+    key_file: Path
 
 
 def demo_profiles(persistent_pal_id: str) -> dict[str, dict[str, Any]]:
@@ -50,7 +65,7 @@ def demo_profiles(persistent_pal_id: str) -> dict[str, dict[str, Any]]:
 
 
 async def seed_demo(runtime: Runtime) -> DemoSeed:
-    """Create (or refresh) the demo tenant and issue a fresh API key for it.
+    """Create (or refresh) the demo tenant, with the data directory's API key for it.
 
     The simulator forgets everything when it stops, so the persistent PAL is created anew
     on every start and the tenant's profiles are pointed at it.
@@ -81,8 +96,39 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
                 box=runtime.secret_box,
                 pals=runtime.pals,
             )
-        key = await service.create_api_key(db, DEMO_TENANT_ID, label="demo (printed at start-up)")
-    return DemoSeed(DEMO_TENANT_ID, key.key, pal.pal_id)
+        key_file = runtime.settings.data_dir / DEMO_KEY_FILE
+        kept = _read_key(key_file)
+        key = kept if kept is not None and await _still_active(db, kept) else None
+        if key is None:
+            await ApiKeyRepository(db).revoke_labelled(DEMO_TENANT_ID, DEMO_KEY_LABEL)
+            key = (await service.create_api_key(db, DEMO_TENANT_ID, label=DEMO_KEY_LABEL)).key
+    # Kept once committed: a file naming a key the database never stored would only
+    # cost the next start a new key.
+    if key != kept:
+        _write_key(key_file, key)
+    return DemoSeed(DEMO_TENANT_ID, key, pal.pal_id, key_file)
+
+
+async def _still_active(db: AsyncSession, key: str) -> bool:
+    found = await ApiKeyRepository(db).find_active(api_keys.hash_key(key))
+    return found is not None and found.tenant_id == DEMO_TENANT_ID
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return key if api_keys.looks_like_key(key) else None
+
+
+def _write_key(path: Path, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        # The mode given to open applies only to a file it creates.
+        os.fchmod(file.fileno(), 0o600)
+        file.write(key + "\n")
 
 
 def demo_banner(seed: DemoSeed, base_url: str) -> str:
@@ -101,6 +147,7 @@ def demo_banner(seed: DemoSeed, base_url: str) -> str:
     )
     return (
         f"Demo tenant {seed.tenant_id!r} with profiles coach (reuse), voices (ephemeral) "
-        f"and smart (auto).\nIts API key, shown once: {seed.api_key}\n"
+        f"and smart (auto).\nIts API key, kept in {seed.key_file} for the next starts: "
+        f"{seed.api_key}\n"
         f"Start a session:\n\n{request}\n"
     )

@@ -21,8 +21,8 @@ from app.domain.tenants.schemas import (
     TenantPublic,
     TenantUpdate,
 )
-from app.security import api_keys
-from app.security.secret_box import SecretBox
+from app.security import api_keys, pal_secrets
+from app.security.secret_box import SecretBox, SecretBoxError
 
 
 class PalDirectory(Protocol):
@@ -33,6 +33,17 @@ class PalDirectory(Protocol):
 
 def _profile_config(profile: Profile) -> dict[str, Any]:
     return profile.model_dump(mode="json")
+
+
+def _stored_as(row: ProfileRow, profile: Profile, config: dict[str, Any], box: SecretBox) -> bool:
+    # Sealing the same credential twice gives two ciphertexts: compared in clear, an
+    # unchanged profile keeps its row (and its version, which every process caches).
+    if row.strategy != profile.strategy:
+        return False
+    try:
+        return pal_secrets.unseal_profile(row.config, box) == config
+    except SecretBoxError:
+        return False  # sealed under an earlier SECRET_KEY: stored again under this one
 
 
 def _validate_profiles(raw: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Profile]:
@@ -72,7 +83,8 @@ def view(tenant: Tenant, profiles: Sequence[ProfileRow]) -> TenantPublic:
         name=tenant.name,
         max_concurrent_sessions=tenant.max_concurrent_sessions,
         default_profile=tenant.default_profile,
-        profiles={p.name: p.config for p in profiles},
+        # Credentials are write-only: a view marks where one is set.
+        profiles={p.name: pal_secrets.redact_profile(p.config) for p in profiles},
         has_tavus_api_key=tenant.tavus_api_key_encrypted is not None,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
@@ -101,7 +113,8 @@ async def create_tenant(
     except IntegrityError:
         raise errors.TenantExists(f"tenant {body.id!r} already exists", tenant_id=body.id) from None
     for name, profile in profiles.items():
-        await repo.upsert_profile(tenant.id, name, profile.strategy, _profile_config(profile))
+        config = pal_secrets.seal_profile(_profile_config(profile), box)
+        await repo.upsert_profile(tenant.id, name, profile.strategy, config)
     await session.refresh(tenant)
     return view(tenant, await repo.profiles(tenant.id))
 
@@ -128,7 +141,8 @@ async def update_tenant(
     if patch.max_concurrent_sessions is not None:
         tenant.max_concurrent_sessions = patch.max_concurrent_sessions
 
-    existing = {p.name for p in await repo.profiles(tenant_id)}
+    stored = {p.name: p for p in await repo.profiles(tenant_id)}
+    existing = set(stored)
     changed = _validate_profiles(patch.profiles or {})
     removed = {name for name, data in (patch.profiles or {}).items() if data is None}
     names = sorted((existing | set(changed)) - removed)
@@ -145,7 +159,11 @@ async def update_tenant(
     for name in sorted(removed & existing):
         await repo.delete_profile(tenant_id, name)
     for name, profile in changed.items():
-        await repo.upsert_profile(tenant_id, name, profile.strategy, _profile_config(profile))
+        config = _profile_config(profile)
+        if name in stored and _stored_as(stored[name], profile, config, box):
+            continue
+        sealed = pal_secrets.seal_profile(config, box)
+        await repo.upsert_profile(tenant_id, name, profile.strategy, sealed)
     await session.flush()
     await session.refresh(tenant)
     return view(tenant, await repo.profiles(tenant_id))

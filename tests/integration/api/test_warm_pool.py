@@ -271,6 +271,7 @@ class TestClaim:
             Profile.model_validate(pooled_profile(size=1)), SessionCreate(), profile_name="voices"
         )
         sessionmaker = palisade.runtime.sessionmaker
+        box = palisade.runtime.secret_box
         async with sessionmaker.begin() as db:
             db.add(
                 Session(
@@ -292,13 +293,23 @@ class TestClaim:
             admitted = await db.get(Session, session_id)
         assert admitted is not None
         lease = timedelta(minutes=1)
+
+        async def claim(owner: str) -> Session | None:
+            return await claim_pooled_pal(
+                sessionmaker, admitted, owner, lease=lease, secret_box=box
+            )
+
         with pytest.raises(LeaseLost):
-            await claim_pooled_pal(sessionmaker, admitted, "not-the-holder", lease=lease)
+            await claim_pooled_pal(
+                sessionmaker, admitted, "not-the-holder", lease=lease, secret_box=box
+            )
         # Rolled back: the PAL is still the pool's, and still ready.
         [still] = await pool_rows(palisade)
         assert (still.id, still.state) == (row.id, "ready")
 
-        moved = await claim_pooled_pal(sessionmaker, admitted, "the-holder", lease=lease)
+        moved = await claim_pooled_pal(
+            sessionmaker, admitted, "the-holder", lease=lease, secret_box=box
+        )
         assert moved is not None
         assert (moved.state, moved.pal_id, moved.cleanup) == ("pal_created", row.pal_id, "pending")
         assert await pool_rows(palisade) == []
@@ -307,7 +318,12 @@ class TestClaim:
             await db.execute(
                 update(Session).where(Session.id == session_id).values(state="admitted")
             )
-        assert await claim_pooled_pal(sessionmaker, admitted, "the-holder", lease=lease) is None
+        assert (
+            await claim_pooled_pal(
+                sessionmaker, admitted, "the-holder", lease=lease, secret_box=box
+            )
+            is None
+        )
 
 
 class TestExpiryAndInvalidation:

@@ -65,6 +65,9 @@ class TestPatterns:
             '{"Authorization": "Bearer sk-live-9876543210"}',
             "authorization=Bearer sk-live-9876543210",
             "sent Bearer sk-live-9876543210 upstream",
+            # A PAL body rendered as text (its credentials are masked in pydantic reprs).
+            "{'layers': {'llm': {'api_key': 'sk-live-9876543210'}}}",
+            '{"tts": {"api_key": "sk-live-9876543210"}}',
         ],
     )
     def test_credentials_in_header_spellings(self, redactor: Redactor, text: str) -> None:
