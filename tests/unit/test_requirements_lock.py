@@ -199,3 +199,38 @@ def test_the_image_runs_the_versions_and_files_the_tests_ran() -> None:
         assert name in tested, f"{name} is in the runtime lock only. {RELOCK}"
         assert pin.version == tested[name].version, f"{name}: the locks differ. {RELOCK}"
         assert set(pin.hashes) == set(tested[name].hashes), f"{name}: hashes differ. {RELOCK}"
+
+
+# --- every install instruction installs from a lock ---------------------------------------
+
+
+def pip_installs(path: Path) -> list[str]:
+    """Each `pip install` command of a script, or of a page's shell blocks."""
+    text = path.read_text()
+    if path.suffix == ".md":
+        text = "\n".join(re.findall(r"```sh\n(.*?)```", text, flags=re.S))
+    return re.findall(r"pip install\s[^&\n]*", text)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "README.md",
+        ".ci/run",
+        "Dockerfile",
+        *(str(p.relative_to(REPO)) for p in REPO.glob("docs/*.md")),
+    ],
+)
+def test_every_pip_install_is_a_lock_or_palisade_alone(path: str) -> None:
+    for command in pip_installs(REPO / path):
+        from_lock = re.search(r"-r requirements/(dev|runtime)\.txt\b", command)
+        assert from_lock or "--no-deps" in command, f"{path}: `{command}` installs unlocked"
+
+
+def test_the_image_installs_the_runtime_lock_with_hashes_checked() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^COPY requirements/runtime\.txt ", dockerfile, flags=re.M)
+    installs = pip_installs(REPO / "Dockerfile")
+    assert any("--require-hashes -r requirements/runtime.txt" in c for c in installs), installs
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert "!requirements/runtime.txt" in ignored, ".dockerignore keeps the lock out of the build"
