@@ -12,13 +12,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-# Only what the package build reads (see .dockerignore); never the dev extra.
+# The runtime lock alone (docs/dependencies.md): exact versions, every file checked against
+# its hash, the versions the tests ran; never the dev extra. Its own layer, rebuilt only
+# when the lock changes. Every locked package ships a manylinux wheel for CPython 3.11, so
+# no compiler is needed. pip writes the bytecode here, so the read-only runtime never needs to.
+COPY requirements/runtime.txt ./requirements/
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
+# Then Palisade itself, with nothing more: only what the package build reads (see .dockerignore).
 COPY pyproject.toml README.md ./
 COPY app ./app
-# Every dependency ships a manylinux wheel for CPython 3.11, so no compiler is needed.
-# The versions are bounded in pyproject.toml; the dev extra is not installed.
-# pip writes the bytecode here, so the read-only runtime never needs to.
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 # --- runtime: the venv, the migrations, a non-root user; no build tools -------------------
 FROM python:3.11.11-slim-bookworm AS runtime
