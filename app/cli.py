@@ -433,9 +433,7 @@ def sweep(
     configure_logging(settings)
 
     async def work(runtime: Runtime, session: AsyncSession) -> list[str]:
-        report = await run_sweep(
-            runtime.sessionmaker, runtime.tavus, runtime.secret_box, dry_run=dry_run
-        )
+        report = await run_sweep(runtime.sessionmaker, runtime.accounts, dry_run=dry_run)
         return report.lines()
 
     for line in _in_transaction(settings, work):

@@ -62,7 +62,7 @@ async def periodic_sweep(runtime: Runtime, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
         try:
-            await sweep_if_alone(runtime.sessionmaker, runtime.tavus, runtime.secret_box)
+            await sweep_if_alone(runtime.sessionmaker, runtime.accounts)
         except Exception:
             logger.exception("periodic sweep failed")
 

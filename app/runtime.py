@@ -13,9 +13,10 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.driver import Driver
 from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
 from app.db.instrumentation import count_round_trips_if_enabled
+from app.db.raw import RawConnections
+from app.domain.accounts import TavusAccounts
 from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.profiles.cache import ProfileCache
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
@@ -36,8 +37,11 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     # Statements that commit by themselves (single reads and atomic single writes).
     autocommit: async_sessionmaker[AsyncSession]
+    # The session store's connections (admission and every move of a session).
+    connections: RawConnections
     http: httpx.AsyncClient
     tavus: TavusClient
+    accounts: TavusAccounts
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
     pals: TavusPalDirectory
@@ -57,8 +61,8 @@ async def open_runtime(
     settings: Settings, database_url: str, *, tavus_retry: RetryPolicy | None = None
 ) -> AsyncIterator[Runtime]:
     engine = create_engine(database_url, settings)
-    driver = Driver(engine)
-    count_round_trips_if_enabled(engine, driver)
+    connections = RawConnections(engine)
+    count_round_trips_if_enabled(engine, connections)
     # One client for the process: connection pooling and keep-alive to Tavus.
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -80,9 +84,10 @@ async def open_runtime(
     owner = instance_id()
     secret_box = SecretBox(settings.secret_key_value)
     webhook_tokens = WebhookTokens(settings.secret_key_value)
+    accounts = TavusAccounts(tavus, secret_box, autocommit)
     warm_pool = WarmPool(
         sessionmaker,
-        tavus,
+        accounts,
         secret_box,
         owner,
         WarmPoolConfig(
@@ -92,13 +97,14 @@ async def open_runtime(
             backoff_base=timedelta(seconds=settings.retry_backoff_seconds),
         ),
         autocommit=autocommit,
+        connections=connections,
     )
     start_saga = StartSaga(
         StartContext(
             sessionmaker=sessionmaker,
-            driver=driver,
+            connections=connections,
             profiles=ProfileCache(autocommit, secret_box),
-            tavus=tavus,
+            accounts=accounts,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
             public_base_url=settings.public_base_url,
@@ -112,9 +118,8 @@ async def open_runtime(
         )
     )
     reconciler = Reconciler(
-        sessionmaker,
-        tavus,
-        secret_box,
+        connections,
+        accounts,
         start_saga,
         owner,
         ReconcilerConfig(
@@ -133,8 +138,10 @@ async def open_runtime(
             engine=engine,
             sessionmaker=sessionmaker,
             autocommit=autocommit,
+            connections=connections,
             http=http,
             tavus=tavus,
+            accounts=accounts,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
             api_keys=ApiKeyAuthenticator(

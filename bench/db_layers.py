@@ -6,7 +6,7 @@ Times the same work through the layers a session start goes through: a transacti
 two single-row inserts and one autocommit insert (the shape of admission and of each
 recovery point), each through SQLAlchemy's async ORM session, a Core connection and the
 asyncpg connection beneath them; the autocommit insert also as the start path sends it,
-through ``app.db.driver``, and once more with its commit not waiting for the disk
+through ``app.db.raw``, and once more with its commit not waiting for the disk
 (``synchronous_commit`` off, as the start's last write); plus a bare ``SELECT 1`` on
 asyncpg. The variants take turns within each round, and a short pause between rounds
 lets the processes go idle as they do between paced starts. With ``--idle-ms N``, every
@@ -27,8 +27,8 @@ from statistics import median
 
 from sqlalchemy import text
 
-from app.db.driver import Driver
 from app.db.engine import create_autocommit_sessionmaker, create_engine, create_sessionmaker
+from app.db.raw import RawConnections
 from bench.database import fresh_database
 
 _INSERT = "INSERT INTO probe (n) VALUES (1)"
@@ -76,21 +76,21 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
             assert driver is not None
             await driver.execute(_INSERT)
 
-    driver = Driver(engine)
+    raw = RawConnections(engine)
 
     async def start_path_autocommit() -> None:
-        async with driver.connect() as conn:
-            await conn.fetchrow(insert, {})
+        async with raw.connect() as conn:
+            await conn.fetchrow(_INSERT)
 
     # How the start's last write commits: without waiting for the disk.
-    lazy_insert = text(
+    lazy_insert = (
         "WITH lazy AS (SELECT set_config('synchronous_commit', 'off', true)) "
         "INSERT INTO probe (n) SELECT 1 FROM lazy"
     )
 
     async def start_path_lazy_flush() -> None:
-        async with driver.connect() as conn:
-            await conn.fetchrow(lazy_insert, {})
+        async with raw.connect() as conn:
+            await conn.fetchrow(lazy_insert)
 
     async def driver_select_1() -> None:
         async with engine.connect() as conn:
@@ -108,8 +108,8 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
         "autocommit insert, ORM session": orm_autocommit,
         "autocommit insert, Core connection": core_autocommit,
         "autocommit insert, asyncpg": driver_autocommit,
-        "autocommit insert, app.db.driver": start_path_autocommit,
-        "autocommit insert, app.db.driver, commit not waiting for the disk": (
+        "autocommit insert, app.db.raw": start_path_autocommit,
+        "autocommit insert, app.db.raw, commit not waiting for the disk": (
             start_path_lazy_flush
         ),
     }

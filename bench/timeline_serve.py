@@ -4,7 +4,7 @@
 
 Installs wrappers, then runs the ordinary command line. For each start it records, in
 wall time from when FastAPI got the request, every SQL statement (from the engine's
-statement events, and each statement the driver sends itself, ``app.db.driver``), every
+statement events, and each statement the session store sends itself, ``app.db.raw``), every
 commit (a transaction's exit), every Tavus call (the shared
 httpx client's ``send``) and when the response began; and instants ("mark …", no
 duration): the body fully received, the saga entered, each call of the start path's
@@ -40,7 +40,7 @@ def _statement_label(statement: str) -> str:
     if words[:1] == ["WITH"] and len(words) > 1:
         return f"sql WITH {words[1]}"
     if words[:1] == ["SELECT"] and "FROM" in words[:-1]:
-        return f"sql SELECT … FROM {words[words.index('FROM') + 1]}"
+        return f"sql SELECT … FROM {words[words.index('FROM') + 1].split('(')[0]}"
     return "sql " + " ".join(words[:3])
 
 
@@ -77,18 +77,18 @@ def install(out_path: str) -> None:
 
     httpx.AsyncClient.send = timed_send  # type: ignore[method-assign]
 
-    from app.db.driver import DriverConnection
+    from app.db.raw import RawConnection
 
-    fetchrow = DriverConnection.fetchrow
+    fetchrow = RawConnection.fetchrow
 
-    async def timed_fetchrow(self: DriverConnection, statement: Any, params: Any) -> Any:
+    async def timed_fetchrow(self: RawConnection, sql: str, *arguments: Any) -> Any:
         began = time.perf_counter()
         try:
-            return await fetchrow(self, statement, params)
+            return await fetchrow(self, sql, *arguments)
         finally:
-            _record(_statement_label(self.driver.compiled(statement).sql), began)
+            _record(_statement_label(sql), began)
 
-    DriverConnection.fetchrow = timed_fetchrow  # type: ignore[method-assign]
+    RawConnection.fetchrow = timed_fetchrow  # type: ignore[method-assign]
 
     transaction_exit = AsyncSessionTransaction.__aexit__
 
@@ -138,12 +138,12 @@ def install(out_path: str) -> None:
 
     fastapi.FastAPI.__call__ = timed_call  # type: ignore[method-assign, assignment]
 
-    from app.db.repositories.session_writes import SessionWrites
+    from app.db.session_store import SessionStore
     from app.domain.sessions.start import StartSaga
 
     _mark_calls(StartSaga, "start", "saga entered")
-    _mark_calls(SessionWrites, "admit", "admission called")
-    _mark_calls(SessionWrites, "move", "recovery point called")
+    _mark_calls(SessionStore, "admit", "admission called")
+    _mark_calls(SessionStore, "move", "recovery point called")
 
 
 def _mark(label: str) -> None:

@@ -138,10 +138,10 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
     bind_session(parsed)
     return await session_service.end_session(
         runtime.sessionmaker,
+        runtime.connections,
+        runtime.accounts,
         tenant.tenant_id,
         parsed,
-        tavus=runtime.tavus,
-        secret_box=runtime.secret_box,
         confirm_after=runtime.settings.end_recheck,
     )
 

@@ -132,4 +132,4 @@ async def check_profile(
     # database connection waits on Tavus.
     async with runtime.sessionmaker() as session:
         target = await profile_check.load_target(session, tenant_id, name, box=runtime.secret_box)
-    return await profile_check.run_check(target, tavus=runtime.tavus)
+    return await profile_check.run_check(target, accounts=runtime.accounts)

@@ -15,7 +15,8 @@ What is counted, as the asyncpg driver sends it:
 - the liveness check, on a checkout of a connection that sat idle in the pool (one
   round trip, see ``app.db.engine.check_liveness_on_checkout``);
 - new connections, whose set-up queries are not itemised;
-- the statements sent by the driver itself (``app.db.driver``), each one round trip.
+- the statements the session store sends on raw connections (``app.db.raw``), each one
+  round trip, and the ``BEGIN``/``COMMIT`` of its transactions.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.db.driver import Driver
 from app.db.engine import PINGED
+from app.db.raw import RawConnections
 
 ENV_VAR = "PALISADE_COUNT_DB_ROUND_TRIPS"
 # Enough to hold several whole session starts, so a reader can show one in order.
@@ -87,9 +88,13 @@ class RoundTripCounter:
             self._note("begin")
         self._note("statement", _WHITESPACE.sub(" ", statement).strip())
 
-    def on_driver_statement(self, statement: str) -> None:
-        # Sent outside any transaction: autocommit, one round trip.
-        self._note("statement", _WHITESPACE.sub(" ", statement).strip())
+    def on_raw_statement(self, statement: str) -> None:
+        # One round trip each: a statement (autocommit unless a transaction is open), or
+        # the BEGIN and COMMIT of one.
+        if statement in ("BEGIN", "COMMIT"):
+            self._note(statement.lower())
+        else:
+            self._note("statement", _WHITESPACE.sub(" ", statement).strip())
 
     def on_commit(self, conn: Connection) -> None:
         self._end(conn, "commit")
@@ -134,22 +139,22 @@ class RoundTripCounter:
         self.path.write_text(json.dumps(self.totals(), indent=1))
 
 
-def count_round_trips_if_enabled(engine: AsyncEngine, driver: Driver) -> None:
-    """Install the counters on ``engine`` and ``driver`` when
+def count_round_trips_if_enabled(engine: AsyncEngine, raw: RawConnections) -> None:
+    """Install the counters on ``engine`` and ``raw`` when
     ``PALISADE_COUNT_DB_ROUND_TRIPS`` is set."""
     target = os.environ.get(ENV_VAR)
     if not target:
         return
     # app.db.engine tests a reused connection with one statement on checkout.
     counter = RoundTripCounter(Path(target), ping_round_trips=1)
-    install(counter, engine, driver)
+    install(counter, engine, raw)
     event.listen(engine.sync_engine, "engine_disposed", lambda _engine: counter.write())
     # A process stopped before the engine is disposed still leaves its totals.
     atexit.register(counter.write)
 
 
-def install(counter: RoundTripCounter, engine: AsyncEngine, driver: Driver) -> None:
-    """Count what ``engine`` and ``driver`` send from now on."""
+def install(counter: RoundTripCounter, engine: AsyncEngine, raw: RawConnections) -> None:
+    """Count what ``engine`` and ``raw`` send from now on."""
     sync_engine: Engine = engine.sync_engine
     event.listen(sync_engine.pool, "connect", counter.on_connect)
     event.listen(sync_engine.pool, "checkout", counter.on_checkout)
@@ -158,4 +163,4 @@ def install(counter: RoundTripCounter, engine: AsyncEngine, driver: Driver) -> N
     event.listen(sync_engine, "before_cursor_execute", counter.on_statement)
     event.listen(sync_engine, "commit", counter.on_commit)
     event.listen(sync_engine, "rollback", counter.on_rollback)
-    driver.observers.append(counter.on_driver_statement)
+    raw.observers.append(counter.on_raw_statement)

@@ -373,9 +373,7 @@ class SessionMachine(RuleBasedStateMachine):
     def background_work(self, work: str) -> None:
         runtime = self.palisade.runtime
         if work == "orphan sweep":
-            self.bridge.run(
-                sweep(runtime.sessionmaker, runtime.tavus, runtime.secret_box, dry_run=False)
-            )
+            self.bridge.run(sweep(runtime.sessionmaker, runtime.accounts, dry_run=False))
         else:
             if work == "pass after time passes":
                 self.bridge.run(self._everything_due())

@@ -68,6 +68,24 @@ class TenantRepository:
     async def get(self, tenant_id: str) -> Tenant | None:
         return await self.session.get(Tenant, tenant_id)
 
+    async def tavus_key(self, tenant_id: str) -> bytes | None:
+        """The tenant's own Tavus key, encrypted (None: the global key, or no tenant)."""
+        query = select(Tenant.tavus_api_key_encrypted).where(Tenant.id == tenant_id)
+        key: bytes | None = (await self.session.execute(query)).scalar_one_or_none()
+        return key
+
+    async def persistent_pal_ids(self) -> set[str]:
+        """Every PAL some profile uses as its persistent PAL."""
+        rows = await self.session.scalars(select(Profile.config["pal_id"].astext))
+        return {pal_id for pal_id in rows if pal_id}
+
+    async def tavus_keys(self) -> list[tuple[str, bytes]]:
+        """Every tenant that has its own Tavus key, with the key (encrypted)."""
+        query = select(Tenant.id, Tenant.tavus_api_key_encrypted).where(
+            Tenant.tavus_api_key_encrypted.isnot(None)
+        )
+        return [(tenant_id, key) for tenant_id, key in await self.session.execute(query) if key]
+
     async def get_for_update(self, tenant_id: str) -> Tenant | None:
         result = await self.session.execute(
             select(Tenant)

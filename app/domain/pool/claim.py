@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.db.models import Session
-from app.db.repositories.pool import PoolRepository
-from app.db.repositories.session_writes import EventRecord, SessionWrites
+from app.db.raw import RawConnections
+from app.db.session_store import Lease, SessionStore
 from app.domain.pool.fingerprint import pal_body_fingerprint
-from app.domain.sessions.start import LeaseLost, image_after
-from app.domain.sessions.states import Cleanup, State, check_move, sources_of
+from app.domain.sessions.moves import LeaseLost, make, transition
+from app.domain.sessions.states import Cleanup, State
 from app.security import pal_secrets
 from app.security.secret_box import SecretBox
 
@@ -36,7 +34,7 @@ WARM_POOL_SOURCE = "warm_pool"
 
 
 async def claim_pooled_pal(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    connections: RawConnections,
     row: Session,
     instance_id: str,
     *,
@@ -53,42 +51,27 @@ async def claim_pooled_pal(
         return None
     # The fingerprint is of the body Tavus receives: its credentials in clear.
     fingerprint = pal_body_fingerprint(pal_secrets.unseal(body, secret_box))
-    check_move(State(row.state), State.PAL_CREATED)
     now = datetime.now(UTC)
-    async with sessionmaker.begin() as db:
-        pool = PoolRepository(db)
-        taken = await pool.take_ready(row.tenant_id, row.profile, fingerprint, now)
+    async with connections.connect() as connection, connection.transaction():
+        store = SessionStore(connection)
+        taken = await store.take_pooled_pal(row.tenant_id, row.profile, fingerprint, now)
         if taken is None:
             return None
-        assert taken.pal_id is not None  # every ready row has its PAL
-        changes = {
-            "pal_id": taken.pal_id,
-            "cleanup": Cleanup.PENDING,
-            "next_check_at": now + lease,
-        }
-        moved_row = await SessionWrites(db).move(
-            row.id,
-            owner=instance_id,
-            lease_until=row.next_check_at,
-            from_states=sources_of(State.PAL_CREATED),
-            values={"state": State.PAL_CREATED, **changes},
-            event=EventRecord(
-                kind="transition",
-                type=f"session.{State.PAL_CREATED}",
-                from_state=State.ADMITTED,
-                to_state=State.PAL_CREATED,
-                payload={
-                    "pal_id": taken.pal_id,
-                    "source": WARM_POOL_SOURCE,
-                    "pool_id": str(taken.id),
-                    "pal_name": taken.pal_name,
-                    "variant": taken.variant,
-                },
-            ),
+        move = transition(
+            State.PAL_CREATED,
+            {
+                "pal_id": taken.pal_id,
+                "source": WARM_POOL_SOURCE,
+                "pool_id": str(taken.id),
+                "pal_name": taken.pal_name,
+                "variant": taken.variant,
+            },
+            pal_id=taken.pal_id,
+            cleanup=Cleanup.PENDING,
+            next_check_at=now + lease,
         )
-        if moved_row is None:
+        moved = await make(store, row, move, lease=Lease(instance_id, row.next_check_at))
+        if moved is None:
             # Leaving the block with the exception rolls the pool row back.
             raise LeaseLost(row.id)
-    moved = image_after(row, State.PAL_CREATED, changes)
-    moved.updated_at = moved_row.updated_at
     return moved

@@ -55,15 +55,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crashpoints
 from app.db.models import PooledPal, Session
+from app.db.raw import RawConnections
 from app.db.repositories.pool import CREATING, DELETING, READY, PoolRepository
 from app.db.repositories.tenants import TenantRepository
+from app.domain.accounts import TavusAccounts
 from app.domain.pool.claim import claim_pooled_pal
 from app.domain.profiles.schemas import Profile
 from app.domain.profiles.warm_pool import PoolKey, plan_pool
 from app.observability import metrics
 from app.security import pal_secrets
 from app.security.secret_box import SecretBox, SecretBoxError
-from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 from app.tavus.models import PalCreate
 
@@ -121,17 +122,20 @@ class WarmPool:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        tavus: TavusClient,
+        accounts: TavusAccounts,
         secret_box: SecretBox,
         owner: str,
         config: WarmPoolConfig | None = None,
         *,
         autocommit: async_sessionmaker[AsyncSession],
+        connections: RawConnections,
     ) -> None:
         self.sessionmaker = sessionmaker
         # For the claims and reads, each a single statement: no BEGIN or COMMIT.
         self.autocommit = autocommit
-        self.tavus = tavus
+        # A start's claim of a pooled PAL goes through the session store.
+        self.connections = connections
+        self.accounts = accounts
         self.secret_box = secret_box
         self.owner = owner
         self.config = config or WarmPoolConfig()
@@ -159,7 +163,7 @@ class WarmPool:
         if key not in await self._pooled_profiles():
             return None
         claimed = await claim_pooled_pal(
-            self.sessionmaker, row, instance_id, lease=lease, secret_box=self.secret_box
+            self.connections, row, instance_id, lease=lease, secret_box=self.secret_box
         )
         metrics.warm_pool_claim(row.tenant_id, row.profile, hit=claimed is not None)
         if claimed is not None:
@@ -247,11 +251,6 @@ class WarmPool:
                 # The lease runs out and a later pass retries; never lose the loop.
                 logger.exception("warm pool work failed")
 
-    def _tavus_for(self, encrypted_key: bytes | None) -> TavusClient:
-        if encrypted_key is None:
-            return self.tavus
-        return self.tavus.with_api_key(self.secret_box.decrypt(encrypted_key))
-
     async def _write(self, action: Callable[[PoolRepository], Awaitable[bool]]) -> bool:
         async with self.sessionmaker.begin() as db:
             return await action(PoolRepository(db))
@@ -273,7 +272,7 @@ class WarmPool:
     async def _settle(self, row: PooledPal) -> None:
         assert row.next_check_at is not None  # the lease just taken
         lease_until = row.next_check_at
-        tavus = self._tavus_for(row.tavus_api_key_encrypted)
+        tavus = self.accounts.for_key(row.tavus_api_key_encrypted)
         pal_id = row.pal_id
         if row.state == CREATING or pal_id is None:
             # The create's outcome is unknown: its tag tells, never a second create.
@@ -414,7 +413,7 @@ class WarmPool:
         return creates
 
     async def _create(self, create: _Create) -> None:
-        tavus = self._tavus_for(create.account)
+        tavus = self.accounts.for_key(create.account)
         started = time.perf_counter()
 
         async def forget(repo: PoolRepository) -> bool:

@@ -1,4 +1,4 @@
-"""Moves after a session is active, shared by webhooks, explicit ends and the reconciler."""
+"""The moves after a session is active, shared by explicit ends and the reconciler."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from app.db.models import Session
-from app.db.repositories.sessions import SessionRepository
-from app.domain.sessions.states import Cleanup, State, check_move
+from app.domain.sessions.moves import Move, transition
+from app.domain.sessions.states import Cleanup, State
 from app.observability import metrics
 
 # Tavus's documented shutdown reasons, matched by prefix: its own examples drop the
@@ -33,44 +33,56 @@ def normalise_shutdown_reason(raw: Any) -> str:
     return f"tavus:{text[:100]}" if text else "tavus:unspecified"
 
 
-async def mark_ended(
-    repo: SessionRepository,
+def ended(
     row: Session,
     *,
     reason: str,
     at: datetime,
     source: str,
     now: datetime,
-) -> bool:
-    """Move an active or ending session to ended; False if it was not in such a state.
+    joined_at: datetime | None = None,
+) -> Move:
+    """The move of an active or ending session to ended, once Tavus has confirmed the end.
 
-    Only for an end Tavus has confirmed: this frees the tenant's slot and, for an
-    ephemeral session, makes the PAL due for deletion at once. ``at`` (Tavus's time of
-    the end) is kept between the session's creation and ``now``: another clock, or a
-    forged event, never puts an end before the start or in the future. An explicit end
-    keeps its own reason (the client asked first).
+    It frees the tenant's slot and, for an ephemeral session, makes the PAL due for
+    deletion at once. ``at`` (Tavus's time of the end) is kept between the session's
+    creation and ``now``: another clock, or a forged event, never puts an end before the
+    start or in the future. An end asked for earlier keeps its own reason.
     """
-    if row.state not in (State.ACTIVE, State.ENDING):
-        return False
-    source_state = row.state
-    check_move(State(row.state), State.ENDED)
-    row.state = State.ENDED
-    row.ended_at = within(at, row.created_at, now)
-    row.end_reason = row.end_reason or reason
-    row.claimed_by = None
-    row.next_check_at = now if row.cleanup == Cleanup.PENDING else None
+    changes: dict[str, object] = {
+        "ended_at": within(at, row.created_at, now),
+        "end_reason": reason,
+        "claimed_by": None,
+        "next_check_at": now if row.cleanup == Cleanup.PENDING else None,
+        "attempts": 0,
+    }
     if row.shutdown_claimed_at is not None:
-        row.shutdown_claimed_at = None
-        metrics.shutdown_claim(confirmed=True)
-    await repo.add_event(
-        row.id,
-        kind="transition",
-        type="session.ended",
-        from_state=source_state,
-        to_state=State.ENDED,
-        payload={"reason": reason, "source": source},
+        changes["shutdown_claimed_at"] = None
+    if joined_at is not None and row.joined_at is None:
+        changes["joined_at"] = within(joined_at, row.created_at, now)
+    confirmed_claim = row.shutdown_claimed_at is not None
+    newly_joined = "joined_at" in changes
+
+    def counted(moved: Session) -> None:
+        if confirmed_claim:
+            metrics.shutdown_claim(confirmed=True)
+        if newly_joined:
+            metrics.face_joined(moved)
+
+    move = transition(State.ENDED, {"reason": reason, "source": source}, **changes)
+    return Move(move.target, move.changes, move.event, counted)
+
+
+def ending(reason: str, *, now: datetime, recheck_at: datetime) -> Move:
+    """The move of an active session to ending: Palisade asked Tavus to end it and
+    checks at ``recheck_at`` that it did."""
+    return transition(
+        State.ENDING,
+        {"reason": reason},
+        ending_at=now,
+        end_reason=reason,
+        next_check_at=recheck_at,
     )
-    return True
 
 
 def within(at: datetime, earliest: datetime | None, latest: datetime) -> datetime:
@@ -78,22 +90,3 @@ def within(at: datetime, earliest: datetime | None, latest: datetime) -> datetim
     if earliest is not None and at < earliest:
         return earliest
     return min(at, latest)
-
-
-async def mark_ending(
-    repo: SessionRepository, row: Session, *, reason: str, now: datetime, recheck_at: datetime
-) -> None:
-    check_move(State(row.state), State.ENDING)
-    source_state = row.state
-    row.state = State.ENDING
-    row.ending_at = now
-    row.end_reason = reason
-    row.next_check_at = recheck_at
-    await repo.add_event(
-        row.id,
-        kind="transition",
-        type="session.ending",
-        from_state=source_state,
-        to_state=State.ENDING,
-        payload={"reason": reason},
-    )

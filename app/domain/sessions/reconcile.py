@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,20 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crashpoints
 from app.db.models import Session
+from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
-from app.db.repositories.tenants import TenantRepository
-from app.domain.sessions.lifecycle import (
-    mark_ended,
-    mark_ending,
-    normalise_shutdown_reason,
-    within,
-)
+from app.db.session_store import EventRecord, Lease
+from app.domain.accounts import TavusAccounts
+from app.domain.sessions.lifecycle import ended, ending, normalise_shutdown_reason
+from app.domain.sessions.moves import Move, make_now
 from app.domain.sessions.start import StartSaga
 from app.domain.sessions.states import Cleanup, State
 from app.domain.sessions.webhooks import JOINED_EVENTS, SHUTDOWN_EVENT
 from app.observability import metrics
 from app.observability.logging import session_context
-from app.security.secret_box import SecretBox
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 from app.tavus.models import Conversation
@@ -77,13 +73,6 @@ def backoff(config: ReconcilerConfig, attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, config.backoff_max.total_seconds()))
 
 
-@dataclass
-class _Outcome:
-    """What a handler decided; applied only if the lease is still ours."""
-
-    apply: Callable[[SessionRepository, Session, datetime], Awaitable[None]]
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -91,22 +80,21 @@ def _now() -> datetime:
 class Reconciler:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        tavus: TavusClient,
-        secret_box: SecretBox,
+        connections: RawConnections,
+        accounts: TavusAccounts,
         start_saga: StartSaga,
         owner: str,
         config: ReconcilerConfig | None = None,
         *,
         autocommit: async_sessionmaker[AsyncSession],
     ) -> None:
-        self.sessionmaker = sessionmaker
+        # Every write is a move of the session store, one statement under the lease.
+        self.connections = connections
         # For the claims and reads, each a single statement: one round trip instead of
         # three (BEGIN, the statement, COMMIT; ``begin()`` on it sends neither). A tick
         # runs every second in every process: it is most of what an idle process does.
         self.autocommit = autocommit
-        self.tavus = tavus
-        self.secret_box = secret_box
+        self.accounts = accounts
         self.start_saga = start_saga
         self.owner = owner
         self.config = config or ReconcilerConfig()
@@ -199,42 +187,27 @@ class Reconciler:
         if row.state in (State.ADMITTED, State.PAL_CREATED):
             await self.start_saga.drive(row.id, fresh=False)
             return
-        tavus = await self._tavus_for(row.tenant_id)
+        tavus = await self.accounts.for_tenant(row.tenant_id)
         if row.state == State.ACTIVE:
-            outcome = await self._check_active(tavus, row)
+            move = await self._check_active(tavus, row)
         elif row.state == State.ENDING:
-            outcome = await self._check_ending(tavus, row)
+            move = await self._check_ending(tavus, row)
         elif row.cleanup == Cleanup.PENDING:
-            outcome = await self._cleanup(tavus, row)
+            move = await self._cleanup(tavus, row)
         else:
-            outcome = _Outcome(_nothing_left)
-        await self._write(row, outcome)
+            move = NOTHING_LEFT
+        await self._write(row, move)
 
-    async def _tavus_for(self, tenant_id: str) -> TavusClient:
-        async with self.autocommit() as db:
-            tenant = await TenantRepository(db).get(tenant_id)
-        if tenant is None or tenant.tavus_api_key_encrypted is None:
-            return self.tavus
-        return self.tavus.with_api_key(self.secret_box.decrypt(tenant.tavus_api_key_encrypted))
-
-    async def _write(self, row: Session, outcome: _Outcome) -> None:
-        async with self.sessionmaker.begin() as db:
-            repo = SessionRepository(db)
-            current = await repo.get_for_update(row.id)
-            # A claim is ours only while both the owner and the lease expiry it set are
-            # unchanged: this process may itself have claimed the row again meanwhile
-            # (a webhook's immediate cleanup during a poll), and the older claim must
-            # then neither apply its outcome nor release the newer one.
-            if (
-                current is None
-                or current.claimed_by != self.owner
-                or current.next_check_at != row.next_check_at
-            ):
-                logger.info("claim on session %s was taken over; result dropped", row.id)
-                return
-            await outcome.apply(repo, current, _now())
-            if current.claimed_by == self.owner:
-                current.claimed_by = None
+    async def _write(self, row: Session, move: Move) -> None:
+        """Make ``move`` and hand the lease back, only while the claim is still ours."""
+        # A claim is ours only while both the owner and the lease expiry it set are
+        # unchanged: this process may itself have claimed the row again meanwhile (a
+        # webhook's immediate check during a poll), and the older claim must then
+        # neither apply its outcome nor release the newer one.
+        lease = Lease(self.owner, row.next_check_at)
+        released = move.with_changes(claimed_by=None)
+        if await make_now(self.connections, row, released, lease=lease) is None:
+            logger.info("claim on session %s was taken over; result dropped", row.id)
 
     # --- handlers (Tavus calls happen here, outside transactions) ---------------------
 
@@ -248,17 +221,47 @@ class Reconciler:
         metrics.tavus_events_skipped(conversation.skipped_events)
         return conversation
 
-    def _if_over(self, status: Conversation | TavusError) -> _Outcome | None:
+    async def _if_over(self, row: Session, status: Conversation | TavusError) -> Move | None:
         """The session's end, when Tavus says the conversation is over."""
         if isinstance(status, TavusNotFound):
-            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+            return await self._ended(row, "tavus:conversation_not_found", "poll")
         if isinstance(status, Conversation) and status.is_terminal:
-            return _Outcome(_ended_from(status, "poll"))
+            reason, at, joined_at = UNSPECIFIED_END, None, None
+            for event in status.events or []:
+                if event.event_type == SHUTDOWN_EVENT:
+                    reason = normalise_shutdown_reason(event.properties.get("shutdown_reason"))
+                    at = event.timestamp
+                elif event.event_type in JOINED_EVENTS:
+                    joined_at = joined_at or event.timestamp
+            return await self._ended(row, reason, "poll", at, joined_at)
         return None
 
-    async def _check_active(self, tavus: TavusClient, row: Session) -> _Outcome:
+    async def _ended(
+        self,
+        row: Session,
+        reason: str,
+        source: str,
+        at: datetime | None = None,
+        joined_at: datetime | None = None,
+    ) -> Move:
+        if row.shutdown_claimed_at is not None:
+            # Tavus confirmed a shutdown webhook; its reason and time are the end's when
+            # Tavus's own reading does not name them.
+            source = "webhook"
+            async with self.autocommit() as db:
+                claim = await SessionRepository(db).latest_webhook(row.id, SHUTDOWN_EVENT)
+            if claim is not None:
+                at = at or claim.occurred_at
+                if reason == UNSPECIFIED_END:
+                    reason = normalise_shutdown_reason(
+                        (claim.payload.get("properties") or {}).get("shutdown_reason")
+                    )
+        now = _now()
+        return ended(row, reason=reason, at=at or now, source=source, now=now, joined_at=joined_at)
+
+    async def _check_active(self, tavus: TavusClient, row: Session) -> Move:
         status = await self._read(tavus, row)
-        over = self._if_over(status)
+        over = await self._if_over(row, status)
         if over is not None:
             return over
         assert row.conversation_id is not None
@@ -269,22 +272,22 @@ class Reconciler:
             try:
                 await tavus.end_conversation(row.conversation_id)
             except TavusNotFound:
-                return _Outcome(_ended("tavus:conversation_not_found", "deadline"))
+                return await self._ended(row, "tavus:conversation_not_found", "deadline")
             except TavusError as error:
                 logger.warning("ending a conversation past its deadline failed: %s", error)
-            return _Outcome(self._ending("deadline_exceeded"))
+            return ending("deadline_exceeded", now=now, recheck_at=now + self.config.end_recheck)
         if row.shutdown_claimed_at is not None:
             return self._claim_still_open(row, status, now)
         if isinstance(status, TavusError):
-            return self._retry_later(status)
+            return self._retry_later(row, status)
         next_check = now + self.config.poll_interval
         if row.deadline_at is not None:
             next_check = min(next_check, row.deadline_at)
-        return _Outcome(_recheck_at(next_check))
+        return _recheck_at(next_check)
 
-    async def _check_ending(self, tavus: TavusClient, row: Session) -> _Outcome:
+    async def _check_ending(self, tavus: TavusClient, row: Session) -> Move:
         status = await self._read(tavus, row)
-        over = self._if_over(status)
+        over = await self._if_over(row, status)
         if over is not None:
             return over
         assert row.conversation_id is not None
@@ -292,20 +295,16 @@ class Reconciler:
         if isinstance(status, TavusError):
             if row.shutdown_claimed_at is not None:
                 return self._claim_still_open(row, status, now)
-            return self._retry_later(status)
+            return self._retry_later(row, status)
         try:
             await tavus.end_conversation(row.conversation_id)
         except TavusNotFound:
-            return _Outcome(_ended("tavus:conversation_not_found", "poll"))
+            return await self._ended(row, "tavus:conversation_not_found", "poll")
         except TavusError as error:
-            return self._retry_later(error)
+            return self._retry_later(row, error)
         if row.shutdown_claimed_at is not None:
             return self._claim_still_open(row, status, now, then=now + self.config.end_recheck)
-        return _Outcome(_recheck_at(now + self.config.end_recheck))
-
-    def _claim_gives_up(self, row: Session) -> datetime:
-        assert row.shutdown_claimed_at is not None
-        return row.shutdown_claimed_at + self.config.claim_window
+        return _recheck_at(now + self.config.end_recheck)
 
     def _claim_still_open(
         self,
@@ -314,7 +313,7 @@ class Reconciler:
         now: datetime,
         *,
         then: datetime | None = None,
-    ) -> _Outcome:
+    ) -> Move:
         """A shutdown was claimed and Tavus does not (yet) say the conversation is over.
 
         Tavus may report the end a little after its webhook, so it is asked again soon,
@@ -322,170 +321,95 @@ class Reconciler:
         recorded as unconfirmed and nothing else changes: the session is next checked
         ``then`` (by default, at its next poll).
         """
-        gives_up = self._claim_gives_up(row)
+        assert row.shutdown_claimed_at is not None
+        gives_up = row.shutdown_claimed_at + self.config.claim_window
         if now >= gives_up:
             next_check = then or now + self.config.poll_interval
             if row.deadline_at is not None:
                 next_check = min(next_check, row.deadline_at)
             reading = "unreadable" if isinstance(status, TavusError) else status.status
-            return _Outcome(_claim_unconfirmed(then=_recheck_at(next_check), tavus=reading))
+            return _claim_unconfirmed(row, next_check, reading)
         delay = self.config.claim_recheck * (2 ** min(row.attempts, 16))
-        return _Outcome(_claim_recheck(min(now + delay, gives_up)))
+        return Move(
+            None, {"next_check_at": min(now + delay, gives_up), "attempts": row.attempts + 1}
+        )
 
-    async def _cleanup(self, tavus: TavusClient, row: Session) -> _Outcome:
+    async def _cleanup(self, tavus: TavusClient, row: Session) -> Move:
         if not row.pal_ephemeral:
             # A persistent PAL is never deleted, whatever the row says.
-            return _Outcome(_cleanup_done("persistent PAL kept"))
+            return _cleanup_done("persistent PAL kept")
         pal_id = row.pal_id
         if pal_id is None:
             # The create's outcome was unknown: the tag tells whether the PAL exists.
             try:
                 found = await tavus.find_pal_by_name(row.resolved.get("pal_name", ""))
             except TavusError as error:
-                return self._retry_later(error)
+                return self._retry_later(row, error)
             if found is None:
-                return _Outcome(_cleanup_done("no PAL was created"))
+                return _cleanup_done("no PAL was created")
             pal_id = found.pal_id
         crashpoints.reach("cleanup.before_delete")
         try:
             await tavus.delete_pal(pal_id)
         except TavusNotFound:
-            return _Outcome(_cleanup_done("PAL already gone", pal_id))
+            return _cleanup_done("PAL already gone", pal_id)
         except TavusError as error:
-            return self._retry_later(error, event="cleanup.retry")
+            return self._retry_later(row, error, event="cleanup.retry")
         crashpoints.reach("cleanup.pal_deleted_not_recorded")
-        return _Outcome(_cleanup_done("PAL deleted", pal_id))
+        return _cleanup_done("PAL deleted", pal_id)
 
-    def _retry_later(self, error: TavusError, *, event: str = "tavus.error") -> _Outcome:
-        config = self.config
-
-        async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-            row.attempts += 1
-            row.next_check_at = now + backoff(config, row.attempts)
-            await repo.add_event(
-                row.id,
+    def _retry_later(self, row: Session, error: TavusError, *, event: str = "tavus.error") -> Move:
+        attempts = row.attempts + 1
+        return Move(
+            None,
+            {"attempts": attempts, "next_check_at": _now() + backoff(self.config, attempts)},
+            EventRecord(
                 kind="tavus",
                 type=event,
                 payload={
                     "operation": error.operation,
                     "status": error.status,
                     "error": type(error).__name__,
-                    "attempts": row.attempts,
+                    "attempts": attempts,
                 },
-            )
-
-        return _Outcome(apply)
-
-    def _ending(
-        self, reason: str
-    ) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-        recheck = self.config.end_recheck
-
-        async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-            if row.state == State.ACTIVE:
-                await mark_ending(repo, row, reason=reason, now=now, recheck_at=now + recheck)
-
-        return apply
+            ),
+        )
 
 
-# --- outcomes ------------------------------------------------------------------------
+# --- moves that keep the state -------------------------------------------------------------
+
+NOTHING_LEFT = Move(None, {"next_check_at": None})
 
 
-async def _nothing_left(repo: SessionRepository, row: Session, now: datetime) -> None:
-    row.next_check_at = None
+def _recheck_at(when: datetime) -> Move:
+    return Move(None, {"next_check_at": when, "attempts": 0})
 
 
-def _recheck_at(
-    when: datetime,
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-        row.next_check_at = when
-        row.attempts = 0
+def _claim_unconfirmed(row: Session, next_check: datetime, tavus_status: str | None) -> Move:
+    claimed_at = row.shutdown_claimed_at
 
-    return apply
-
-
-def _claim_recheck(
-    when: datetime,
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-        row.next_check_at = when
-        row.attempts += 1
-
-    return apply
-
-
-def _claim_unconfirmed(
-    *,
-    then: Callable[[SessionRepository, Session, datetime], Awaitable[None]],
-    tavus: str | None = None,
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-        claimed_at = row.shutdown_claimed_at
-        row.shutdown_claimed_at = None
+    def counted(_: Session) -> None:
         metrics.shutdown_claim(confirmed=False)
         logger.warning("a shutdown webhook was not confirmed by Tavus; the session goes on")
-        await repo.add_event(
-            row.id,
+
+    return Move(
+        None,
+        {"shutdown_claimed_at": None, "next_check_at": next_check, "attempts": 0},
+        EventRecord(
             kind="tavus",
             type="shutdown.unconfirmed",
             payload={
                 "claimed_at": claimed_at.isoformat() if claimed_at else None,
-                "tavus_status": tavus,
+                "tavus_status": tavus_status,
             },
-        )
-        await then(repo, row, now)
-
-    return apply
-
-
-def _ended(
-    reason: str, source: str, at: datetime | None = None, joined_at: datetime | None = None
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-        if joined_at is not None and row.joined_at is None:
-            row.joined_at = within(joined_at, row.created_at, now)
-            metrics.face_joined(row)
-        end_reason, end_at, end_source = reason, at, source
-        if row.shutdown_claimed_at is not None:
-            # Tavus confirmed a shutdown webhook; its reason and time are the end's when
-            # Tavus's own reading does not name them.
-            end_source = "webhook"
-            claim = await repo.latest_webhook(row.id, SHUTDOWN_EVENT)
-            if claim is not None:
-                if end_at is None:
-                    end_at = claim.occurred_at
-                if reason == UNSPECIFIED_END:
-                    end_reason = normalise_shutdown_reason(
-                        (claim.payload.get("properties") or {}).get("shutdown_reason")
-                    )
-        await mark_ended(repo, row, reason=end_reason, at=end_at or now, source=end_source, now=now)
-
-    return apply
+        ),
+        counted,
+    )
 
 
-def _ended_from(
-    conversation: Conversation, source: str
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    reason, at, joined_at = UNSPECIFIED_END, None, None
-    for event in conversation.events or []:
-        if event.event_type == SHUTDOWN_EVENT:
-            reason = normalise_shutdown_reason(event.properties.get("shutdown_reason"))
-            at = event.timestamp
-        elif event.event_type in JOINED_EVENTS:
-            joined_at = joined_at or event.timestamp
-    return _ended(reason, source, at, joined_at)
-
-
-def _cleanup_done(
-    note: str, pal_id: str | None = None
-) -> Callable[[SessionRepository, Session, datetime], Awaitable[None]]:
-    async def apply(repo: SessionRepository, row: Session, now: datetime) -> None:
-        row.cleanup = Cleanup.DONE
-        row.next_check_at = None
-        row.attempts = 0
-        await repo.add_event(
-            row.id, kind="cleanup", type="cleanup.done", payload={"pal_id": pal_id, "note": note}
-        )
-
-    return apply
+def _cleanup_done(note: str, pal_id: str | None = None) -> Move:
+    return Move(
+        None,
+        {"cleanup": Cleanup.DONE, "next_check_at": None, "attempts": 0},
+        EventRecord(kind="cleanup", type="cleanup.done", payload={"pal_id": pal_id, "note": note}),
+    )

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
-from app.db.repositories.tenants import TenantRepository
+from app.domain.accounts import TavusAccounts
 from app.domain.sessions.errors import SessionNotEndable, SessionNotFound
-from app.domain.sessions.states import STATES_OF, State, Status, check_move
+from app.domain.sessions.lifecycle import ending
+from app.domain.sessions.moves import make_now
+from app.domain.sessions.states import STATES_OF, State, Status
 from app.domain.sessions.views import (
     SessionEventList,
     SessionPage,
@@ -21,8 +24,6 @@ from app.domain.sessions.views import (
     event_view,
     session_view,
 )
-from app.security.secret_box import SecretBox
-from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 
 logger = logging.getLogger(__name__)
@@ -74,53 +75,45 @@ async def list_events(db: AsyncSession, tenant_id: str, session_id: uuid.UUID) -
 
 async def end_session(
     sessionmaker: async_sessionmaker[AsyncSession],
+    connections: RawConnections,
+    accounts: TavusAccounts,
     tenant_id: str,
     session_id: uuid.UUID,
     *,
-    tavus: TavusClient,
-    secret_box: SecretBox,
     confirm_after: timedelta,
 ) -> SessionPublic:
     """Ask for the end of a session; idempotent. Moves an active session to ``ending``
     (stored before Tavus is called), then ends the conversation on Tavus. The shutdown
     webhook or the reconciler (``confirm_after`` from now, if no webhook has come) moves
     it to ``ended`` and cleans up."""
-    now = datetime.now(UTC)
-    async with sessionmaker.begin() as db:
-        repo = SessionRepository(db)
-        row = await repo.get_for_update(session_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise SessionNotFound(f"session {session_id} does not exist")
-        if row.state in (State.ADMITTED, State.PAL_CREATED):
-            raise SessionNotEndable(
-                "the session is still being created; end it once it is active",
-                headers={"Retry-After": "1"},
-            )
-        if row.state != State.ACTIVE:
-            return session_view(row)  # ending, ended or failed: nothing more to do
-        check_move(State.ACTIVE, State.ENDING)
-        row.state = State.ENDING
-        row.ending_at = now
-        row.end_reason = "ended_by_client"
-        row.next_check_at = now + confirm_after
-        await repo.add_event(
-            row.id,
-            kind="transition",
-            type="session.ending",
-            from_state=State.ACTIVE,
-            to_state=State.ENDING,
-            payload={"reason": "ended_by_client"},
+    async with sessionmaker() as db:
+        row = await SessionRepository(db).get_for_tenant(tenant_id, session_id)
+    if row is None:
+        raise SessionNotFound(f"session {session_id} does not exist")
+    if row.state in (State.ADMITTED, State.PAL_CREATED):
+        raise SessionNotEndable(
+            "the session is still being created; end it once it is active",
+            headers={"Retry-After": "1"},
         )
-        tenant = await TenantRepository(db).get(tenant_id)
-        encrypted = tenant.tavus_api_key_encrypted if tenant else None
-        conversation_id = row.conversation_id
-    client = tavus.with_api_key(secret_box.decrypt(encrypted)) if encrypted else tavus
-    if conversation_id is not None:
+    if row.state != State.ACTIVE:
+        return session_view(row)  # ending, ended or failed: nothing more to do
+    now = datetime.now(UTC)
+    # Asked for by the client, this end supersedes any claim the reconciler holds.
+    move = ending("ended_by_client", now=now, recheck_at=now + confirm_after)
+    moved = await make_now(connections, row, move.with_changes(claimed_by=None), lease=None)
+    if moved is None:
+        # It moved on meanwhile (a webhook's end confirmed, or another end): as it is now.
+        async with sessionmaker() as db:
+            current = await SessionRepository(db).get_for_tenant(tenant_id, session_id)
+        assert current is not None
+        return session_view(current)
+    if moved.conversation_id is not None:
+        tavus = await accounts.for_tenant(tenant_id)
         try:
-            await client.end_conversation(conversation_id)
+            await tavus.end_conversation(moved.conversation_id)
         except TavusNotFound:
             pass  # already gone on Tavus: the reconciler confirms and finishes
         except TavusError as error:
             # Left ending: the reconciler retries the end until Tavus confirms.
             logger.warning("ending conversation failed: %s", error.message)
-    return session_view(row)
+    return session_view(moved)

@@ -22,25 +22,27 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crashpoints
-from app.db.driver import Driver
 from app.db.models import Session
+from app.db.raw import RawConnections
 from app.db.repositories.idempotency import IdempotencyRepository
-from app.db.repositories.session_writes import (
-    AdmissionGate,
-    AdmissionOutcome,
-    EventRecord,
-    KeyClaim,
-    SessionWrites,
-    StoredResponse,
-)
 from app.db.repositories.sessions import SessionRepository
 from app.db.repositories.tenants import TenantRepository
+from app.db.session_store import (
+    AdmissionGate,
+    AdmissionOutcome,
+    Answer,
+    EventRecord,
+    KeyClaim,
+    Lease,
+    SessionStore,
+)
+from app.domain.accounts import TavusAccounts
 from app.domain.profiles.cache import ProfileCache, StartProfile, TenantGone
 from app.domain.profiles.resolution import Resolution, resolve
 from app.domain.sessions import tags
@@ -50,8 +52,9 @@ from app.domain.sessions.errors import (
     ProfileChanging,
     TenantConcurrencyLimit,
 )
+from app.domain.sessions.moves import LeaseLost, Move, image_after, make_now, transition
 from app.domain.sessions.schemas import SessionCreate
-from app.domain.sessions.states import Cleanup, State, check_move, sources_of
+from app.domain.sessions.states import Cleanup, State
 from app.domain.sessions.views import session_view
 from app.domain.sessions.webhooks import apply_stored_events
 from app.errors import (
@@ -71,8 +74,14 @@ from app.tavus.errors import TavusConcurrencyLimit, TavusError, TavusNotFound
 from app.tavus.listing import TavusListIncomplete
 from app.tavus.models import Conversation, ConversationCreate, Pal, PalCreate
 
-if TYPE_CHECKING:
-    from app.domain.pool.refill import WarmPool
+
+class PalPool(Protocol):
+    """PALs made ahead of time for ephemeral starts (``app.domain.pool``)."""
+
+    async def claim(self, row: Session, instance_id: str, *, lease: timedelta) -> Session | None:
+        """``row`` moved to ``pal_created`` with a pooled PAL of its exact planned body,
+        or None when there is none."""
+
 
 T = TypeVar("T")
 
@@ -113,11 +122,11 @@ class StartContext:
     """What the saga needs from the process: database, Tavus, secrets, settings."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
-    # Admission and the recovery points: single statements, each atomic by itself, sent
-    # by the driver itself (no BEGIN/COMMIT round trips, no SQLAlchemy execution).
-    driver: Driver
+    # Admission and the recovery points: single statements of the session store, each
+    # atomic by itself (no BEGIN/COMMIT round trips).
+    connections: RawConnections
     profiles: ProfileCache
-    tavus: TavusClient
+    accounts: TavusAccounts
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
     public_base_url: str
@@ -128,7 +137,7 @@ class StartContext:
     # When the reconciler first checks an active session on Tavus (lost webhooks).
     poll_interval: timedelta = timedelta(seconds=60)
     # PALs made ahead of time (app/domain/pool); None: every ephemeral start makes one.
-    warm_pool: WarmPool | None = None
+    warm_pool: PalPool | None = None
     # How long after a create with an unknown outcome its absence from Tavus's listings
     # is trusted: a listing may lag behind a create.
     lookup_settle: timedelta = timedelta(seconds=10)
@@ -219,7 +228,7 @@ class StartSaga:
         the profile refuses is told so (422) even when the tenant is at its cap (429).
         Then one autocommit statement locks the tenant, checks that the key and the
         profile are unchanged, claims the key, counts the live sessions and inserts the
-        new one if there is room (``SessionWrites.admit``).
+        new one if there is room (``SessionStore.admit``).
         """
         now = _now()
         session_id = uuid.uuid4()
@@ -266,11 +275,10 @@ class StartSaga:
             event = EventRecord(
                 kind="transition",
                 type="session.admitted",
-                to_state=State.ADMITTED,
                 payload={"strategy": resolution.strategy, "reason": resolution.strategy_reason},
             )
-            async with self.ctx.driver.connect() as connection:
-                admission = await SessionWrites(connection).admit(gate, values, event)
+            async with self.ctx.connections.connect() as connection:
+                admission = await SessionStore(connection).admit(gate, values, event)
             match admission.outcome:
                 case AdmissionOutcome.ADMITTED:
                     assert admission.created_at is not None
@@ -428,7 +436,7 @@ class StartSaga:
         return await self._run(row, tenant.tavus_api_key_encrypted, fresh=fresh)
 
     async def _run(self, row: Session, tavus_key: bytes | None, *, fresh: bool) -> StartOutcome:
-        tavus = self._tavus_for(tavus_key)
+        tavus = self.ctx.accounts.for_key(tavus_key)
         # A conversation create is only ever sent once the PAL id is stored, so after a
         # PAL step in this run the conversation cannot exist yet.
         conversation_fresh = fresh
@@ -457,11 +465,6 @@ class StartSaga:
         return await self._record_active(
             row, conversation.conversation_id, conversation.conversation_url
         )
-
-    def _tavus_for(self, encrypted_key: bytes | None) -> TavusClient:
-        if encrypted_key is None:
-            return self.ctx.tavus
-        return self.ctx.tavus.with_api_key(self.ctx.secret_box.decrypt(encrypted_key))
 
     async def _ensure_pal(self, tavus: TavusClient, row: Session, *, fresh: bool) -> str:
         what = "create the PAL"
@@ -558,50 +561,43 @@ class StartSaga:
     async def _transition(
         self,
         row: Session,
-        target: State,
+        target: State | None,
         *,
-        event_payload: dict[str, Any] | None = None,
-        synchronous_commit: bool = True,
+        event: EventRecord | None = None,
+        payload: dict[str, Any] | None = None,
+        key_locked_until: datetime | None = None,
+        wait_for_disk: bool = True,
         **changes: Any,
     ) -> Session:
-        """Move ``row`` to ``target`` in one compare-and-set statement, with its event and,
-        once the start is decided, the stored answer to its Idempotency-Key.
+        """Make a move of ``row`` under this run's lease (``app.domain.sessions.moves``),
+        with, once the start is decided, the stored answer to its Idempotency-Key.
 
-        ``row`` is this run's image of the session; it is updated in place on success.
-        ``synchronous_commit``: see ``SessionWrites.move``.
+        ``row`` is this run's image of the session; the image after the move is
+        returned. ``wait_for_disk``: see ``SessionStore.move``.
         """
-        check_move(State(row.state), target)
-        source = row.state
-        moved = image_after(row, target, changes)
-        response = None
-        if moved.idempotency_key is not None and target not in (State.ADMITTED, State.PAL_CREATED):
-            outcome = outcome_of(moved)
-            response = StoredResponse(
-                moved.tenant_id, moved.idempotency_key, outcome.status_code, outcome.body
-            )
-        async with self.ctx.driver.connect() as connection:
-            moved_row = await SessionWrites(connection).move(
-                row.id,
-                owner=self.ctx.instance_id,
-                lease_until=row.next_check_at,
-                from_states=sources_of(target),
-                values={"state": target, **changes},
-                event=EventRecord(
-                    kind="transition",
-                    type=f"session.{target}",
-                    from_state=source,
-                    to_state=target,
-                    payload=event_payload or {},
-                ),
-                response=response,
-                synchronous_commit=synchronous_commit,
-            )
-        if moved_row is None:
+        move = transition(target, payload, **changes) if target is not None else None
+        move = move or Move(None, changes, event)
+        answer = None
+        after = image_after(row, move)
+        if after.idempotency_key is not None and after.state not in (
+            State.ADMITTED,
+            State.PAL_CREATED,
+        ):
+            outcome = outcome_of(after)
+            answer = Answer(outcome.status_code, outcome.body)
+        moved = await make_now(
+            self.ctx.connections,
+            row,
+            move,
+            lease=Lease(self.ctx.instance_id, row.next_check_at),
+            answer=answer,
+            key_locked_until=key_locked_until,
+            wait_for_disk=wait_for_disk,
+        )
+        if moved is None:
             # Our lease ran out and another process took the session over: whatever we
             # just did on Tavus, it finds by the tag; we must not write over it.
             raise LeaseLost(row.id)
-        moved.updated_at = moved_row.updated_at
-        moved.early_events = moved_row.early_events
         return moved
 
     async def _record_pal(self, row: Session, pal_id: str) -> Session:
@@ -612,7 +608,7 @@ class StartSaga:
             cleanup=Cleanup.PENDING,
             next_check_at=_now() + self.ctx.start_lease,
             error=None,
-            event_payload={"pal_id": pal_id},
+            payload={"pal_id": pal_id},
         )
 
     async def _record_active(
@@ -633,7 +629,7 @@ class StartSaga:
             # and then, so a lost shutdown cannot leave it active.
             next_check_at=min(deadline, now + self.ctx.poll_interval),
             claimed_by=None,
-            event_payload={"conversation_id": conversation_id},
+            payload={"conversation_id": conversation_id},
             # Not waiting for the disk saves a flush on every start, and it is safe: if a
             # PostgreSQL crash undid this move, the session would be back at its last
             # recovery point, leased, with its key still in flight, and whoever resumes
@@ -641,7 +637,7 @@ class StartSaga:
             # conversation by its tag and makes this same move. Nothing is created twice
             # and nothing is left behind. A failure is not written this way: undoing it
             # would let a resumed start create what the client was told had failed.
-            synchronous_commit=False,
+            wait_for_disk=False,
         )
         metrics.session_active(current)
         if current.early_events:
@@ -667,7 +663,7 @@ class StartSaga:
             error={"code": error.code, "detail": error.detail, **_scalar_extra(error.extra)},
             next_check_at=_now() if cleanup == Cleanup.PENDING else None,
             claimed_by=None,
-            event_payload={"code": error.code, "cleanup": cleanup},
+            payload={"code": error.code, "cleanup": cleanup},
         )
         return outcome
 
@@ -691,30 +687,22 @@ class StartSaga:
         """
         error, what = unresolved.error, unresolved.what
         now = _now()
-        async with self.ctx.sessionmaker.begin() as db:
-            current = await SessionRepository(db).get_for_update(row.id)
-            assert current is not None
-            if current.claimed_by != self.ctx.instance_id:
-                raise LeaseLost(row.id)
-            delay = min(
-                self.ctx.lookup_settle * (2 ** min(current.attempts, 16)), UNRESOLVED_BACKOFF_MAX
-            )
-            current.next_check_at = now + delay
-            current.claimed_by = None
-            current.attempts += 1
+        delay = min(self.ctx.lookup_settle * (2 ** min(row.attempts, 16)), UNRESOLVED_BACKOFF_MAX)
+        payload = _tavus_error_summary(error)
+        if unresolved.lookup is not None:
+            payload["lookup"] = unresolved.lookup
+        await self._transition(
+            row,
+            None,
+            event=EventRecord(kind="tavus", type="tavus.outcome_unknown", payload=payload),
+            key_locked_until=now + delay,
+            next_check_at=now + delay,
+            claimed_by=None,
+            attempts=row.attempts + 1,
             # Marks the start as answered "outcome unknown": if the lookup later proves
             # the object absent, the start fails instead of creating it then.
-            current.error = {"code": UpstreamError.code, **_tavus_error_summary(error)}
-            payload = _tavus_error_summary(error)
-            if unresolved.lookup is not None:
-                payload["lookup"] = unresolved.lookup
-            await SessionRepository(db).add_event(
-                row.id, kind="tavus", type="tavus.outcome_unknown", payload=payload
-            )
-            if current.idempotency_key is not None:
-                await IdempotencyRepository(db).extend_lock(
-                    current.tenant_id, current.idempotency_key, current.next_check_at
-                )
+            error={"code": UpstreamError.code, **_tavus_error_summary(error)},
+        )
         failure = UpstreamError(
             f"Tavus did not confirm whether it managed to {what}; the session "
             "will be resolved without creating a duplicate. Retry with the same "
@@ -756,21 +744,6 @@ def outcome_of(row: Session) -> StartOutcome:
             **error,
         },
     )
-
-
-class LeaseLost(Exception):
-    """Another process took over a session whose lease this one let run out."""
-
-    def __init__(self, session_id: uuid.UUID) -> None:
-        super().__init__(str(session_id))
-        self.session_id = session_id
-
-
-def image_after(row: Session, target: State, changes: dict[str, Any]) -> Session:
-    """A detached copy of ``row`` with a transition applied, as the database will hold it."""
-    values = {column.key: getattr(row, column.key) for column in Session.__table__.columns}
-    values.update(changes, state=target)
-    return Session(**values)
 
 
 class _NeverCreated(Exception):

@@ -30,16 +30,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import PooledPal, Profile, Session, Tenant
+from app.db.models import PooledPal, Session
+from app.db.repositories.locks import advisory_lock
 from app.db.repositories.pool import PoolRepository
 from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.tenants import TenantRepository
+from app.domain.accounts import TavusAccounts
 from app.domain.sessions import tags
 from app.domain.sessions.states import Cleanup, is_terminal
 from app.observability import metrics
-from app.security.secret_box import SecretBox
 from app.tavus.client import TavusClient
 from app.tavus.errors import TavusError, TavusNotFound
 
@@ -92,31 +93,6 @@ class SweepReport:
         return out
 
 
-async def _accounts(
-    db: AsyncSession, tavus: TavusClient, box: SecretBox
-) -> list[tuple[str, TavusClient]]:
-    accounts = [("global", tavus)]
-    rows = await db.execute(
-        select(Tenant.id, Tenant.tavus_api_key_encrypted).where(
-            Tenant.tavus_api_key_encrypted.isnot(None)
-        )
-    )
-    seen: set[str] = set()
-    for tenant_id, encrypted in rows:
-        if encrypted is None:
-            continue
-        key = box.decrypt(encrypted)
-        if key not in seen:
-            seen.add(key)
-            accounts.append((f"tenant {tenant_id}", tavus.with_api_key(key)))
-    return accounts
-
-
-async def _persistent_pal_ids(db: AsyncSession) -> set[str]:
-    rows = await db.scalars(select(Profile.config["pal_id"].astext))
-    return {pal_id for pal_id in rows if pal_id}
-
-
 def _decide_pal(session: Session | None, pal_id: str) -> str:
     if session is None:
         return "delete"
@@ -149,21 +125,20 @@ def _decide_conversation(session: Session | None) -> str:
 
 async def sweep(
     sessionmaker: async_sessionmaker[AsyncSession],
-    tavus: TavusClient,
-    box: SecretBox,
+    accounts: TavusAccounts,
     *,
     dry_run: bool,
 ) -> SweepReport:
     report = SweepReport(dry_run=dry_run)
+    every = await accounts.all()
     async with sessionmaker() as db:
-        accounts = await _accounts(db, tavus, box)
-        persistent = await _persistent_pal_ids(db)
-    report.accounts = len(accounts)
-    for label, client in accounts:
+        persistent = await TenantRepository(db).persistent_pal_ids()
+    report.accounts = len(every)
+    for account in every:
         try:
-            await _sweep_account(sessionmaker, client, persistent, report, dry_run=dry_run)
+            await _sweep_account(sessionmaker, account.client, persistent, report, dry_run=dry_run)
         except TavusError as error:
-            report.errors.append(f"{label}: {type(error).__name__}: {error.message}")
+            report.errors.append(f"{account.name}: {type(error).__name__}: {error.message}")
     metrics.sweep_orphans(report.removed)
     if not dry_run:
         await _record(sessionmaker, report)
@@ -174,18 +149,13 @@ SWEEP_LOCK_KEY = 0x70616C69  # any constant shared by every replica
 
 
 async def sweep_if_alone(
-    sessionmaker: async_sessionmaker[AsyncSession], tavus: TavusClient, box: SecretBox
+    sessionmaker: async_sessionmaker[AsyncSession], accounts: TavusAccounts
 ) -> SweepReport | None:
     """The periodic sweep: run by whichever replica takes the advisory lock first."""
-    async with sessionmaker() as db:
-        got = await db.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": SWEEP_LOCK_KEY})
+    async with sessionmaker() as db, advisory_lock(db, SWEEP_LOCK_KEY) as got:
         if not got:
             return None
-        try:
-            report = await sweep(sessionmaker, tavus, box, dry_run=False)
-        finally:
-            await db.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SWEEP_LOCK_KEY})
-            await db.commit()
+        report = await sweep(sessionmaker, accounts, dry_run=False)
     for line in report.lines():
         logger.info("sweep: %s", line)
     return report

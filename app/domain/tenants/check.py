@@ -16,10 +16,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.tenants import TenantRepository
+from app.domain.accounts import TavusAccounts
 from app.domain.profiles.resolution import resolve
 from app.domain.profiles.schemas import Profile
 from app.domain.sessions import tags
@@ -70,7 +71,8 @@ class CheckTarget:
     tenant_id: str
     profile_name: str
     profile: Profile
-    api_key: SecretStr | None = field(default=None, repr=False)
+    # The tenant's own Tavus key, encrypted (None: the global account).
+    tavus_key: bytes | None = field(default=None, repr=False)
 
 
 async def load_target(
@@ -88,22 +90,21 @@ async def load_target(
         raise errors.ProfileNotFound(
             f"tenant {tenant_id!r} has no profile {profile_name!r}", profile=profile_name
         )
-    encrypted = tenant.tavus_api_key_encrypted
     return CheckTarget(
         tenant_id=tenant_id,
         profile_name=profile_name,
         profile=Profile.model_validate(pal_secrets.unseal_profile(row.config, box)),
-        api_key=SecretStr(box.decrypt(encrypted)) if encrypted else None,
+        tavus_key=tenant.tavus_api_key_encrypted,
     )
 
 
-async def run_check(target: CheckTarget, *, tavus: TavusClient) -> ProfileCheck:
+async def run_check(target: CheckTarget, *, accounts: TavusAccounts) -> ProfileCheck:
     """Try the profile on Tavus: its template (if any), then its persistent PAL (if used).
 
     Raises ``UpstreamError`` only when Tavus cannot be reached for the first step; every
     other outcome is a step of the report.
     """
-    client = tavus.with_api_key(target.api_key) if target.api_key else tavus
+    client = accounts.for_key(target.tavus_key)
     # The conversation a session without overrides would start, so the check sends the
     # profile's real defaults (face, timeouts, language, ...).
     conversation = resolve(

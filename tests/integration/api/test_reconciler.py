@@ -238,7 +238,7 @@ class TestIdleCost:
         palisade = await palisade_factory(PALISADE_RECONCILER=False)
         runtime = palisade.runtime
         counter = RoundTripCounter(tmp_path / "round_trips.json", ping_round_trips=1)
-        install(counter, runtime.engine, runtime.start_saga.ctx.driver)
+        install(counter, runtime.engine, runtime.connections)
 
         assert await runtime.reconciler.tick() == 0
         assert await runtime.warm_pool.handle_due() == 0

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.db.repositories import session_statements
+from app.db.session_store import Lease, SessionStore
 from app.domain.sessions import tags
 from app.domain.sessions.schemas import SessionCreate
 from app.errors import Unauthorized
@@ -767,29 +767,20 @@ class TestActiveMoveFlushedLazily:
         admitted = await saga._admit("acme", SessionCreate(profile="coach"), None, None)
         assert isinstance(admitted, tuple)
         row = admitted[0]
-        values = {"state": "active", "claimed_by": None}
-        query = session_statements.move(
-            tuple(values), lease_is_null=False, store_response=False, synchronous_commit=False
-        )
-        event = {
-            "event_kind": "transition",
-            "event_type": "session.active",
-            "event_from": "admitted",
-            "event_to": "active",
-            "event_payload": {},
-        }
-        params = {
-            "p_session_id": row.id,
-            "p_owner": saga.ctx.instance_id,
-            "p_lease_until": row.next_check_at,
-            "p_from_states": ["admitted"],
-            **{f"value_{name}": value for name, value in values.items()},
-            **event,
-        }
-        async with saga.ctx.driver.connect() as connection:
-            moved = await connection.fetchrow(query, params)
-            after = await connection.fetchrow(text("SHOW synchronous_commit"), {})
+        async with saga.ctx.connections.connect() as connection:
+            async with connection.transaction():
+                moved = await SessionStore(connection).move(
+                    row.id,
+                    lease=Lease(saga.ctx.instance_id, row.next_check_at),
+                    from_states=["admitted"],
+                    changes={"state": "active", "claimed_by": None},
+                    wait_for_disk=False,
+                )
+                within = await connection.fetchrow("SHOW synchronous_commit")
+            after = await connection.fetchrow("SHOW synchronous_commit")
         assert moved is not None
-        assert moved["commit_mode"] == "off"
+        # Off for the transaction the move ran in, and only for it.
+        assert within is not None
+        assert within["synchronous_commit"] == "off"
         assert after is not None
         assert after["synchronous_commit"] == "on"

@@ -19,7 +19,7 @@ from tests.support.stack import Palisade, SimulatorHandle
 
 async def run(palisade: Palisade, *, dry_run: bool) -> SweepReport:
     runtime = palisade.runtime
-    return await sweep(runtime.sessionmaker, runtime.tavus, runtime.secret_box, dry_run=dry_run)
+    return await sweep(runtime.sessionmaker, runtime.accounts, dry_run=dry_run)
 
 
 async def make_pal(palisade: Palisade, name: str) -> str:

@@ -20,8 +20,9 @@ from app.domain.profiles.resolution import resolve
 from app.domain.profiles.schemas import Profile
 from app.domain.profiles.warm_pool import plan_pool
 from app.domain.sessions import tags
+from app.domain.sessions.moves import LeaseLost
 from app.domain.sessions.schemas import SessionCreate
-from app.domain.sessions.start import LeaseLost, _plan
+from app.domain.sessions.start import _plan
 from app.domain.sessions.sweep import sweep
 from app.tavus.models import PalCreate
 from app.tavus.simulator import ErrorFault, LatencyFault, SucceedThenDropFault
@@ -296,19 +297,23 @@ class TestClaim:
 
         async def claim(owner: str) -> Session | None:
             return await claim_pooled_pal(
-                sessionmaker, admitted, owner, lease=lease, secret_box=box
+                palisade.runtime.connections, admitted, owner, lease=lease, secret_box=box
             )
 
         with pytest.raises(LeaseLost):
             await claim_pooled_pal(
-                sessionmaker, admitted, "not-the-holder", lease=lease, secret_box=box
+                palisade.runtime.connections,
+                admitted,
+                "not-the-holder",
+                lease=lease,
+                secret_box=box,
             )
         # Rolled back: the PAL is still the pool's, and still ready.
         [still] = await pool_rows(palisade)
         assert (still.id, still.state) == (row.id, "ready")
 
         moved = await claim_pooled_pal(
-            sessionmaker, admitted, "the-holder", lease=lease, secret_box=box
+            palisade.runtime.connections, admitted, "the-holder", lease=lease, secret_box=box
         )
         assert moved is not None
         assert (moved.state, moved.pal_id, moved.cleanup) == ("pal_created", row.pal_id, "pending")
@@ -320,7 +325,7 @@ class TestClaim:
             )
         assert (
             await claim_pooled_pal(
-                sessionmaker, admitted, "the-holder", lease=lease, secret_box=box
+                palisade.runtime.connections, admitted, "the-holder", lease=lease, secret_box=box
             )
             is None
         )
@@ -518,7 +523,7 @@ class TestSweep:
             )
         )
         runtime = pooled.runtime
-        report = await sweep(runtime.sessionmaker, runtime.tavus, runtime.secret_box, dry_run=False)
+        report = await sweep(runtime.sessionmaker, runtime.accounts, dry_run=False)
         decisions = {a.object_id: a.decision for a in report.actions if a.kind == "pal"}
         assert decisions[orphan.pal_id] == "delete"
         assert kept.pal_id is not None

@@ -1,4 +1,4 @@
-"""A driver connection's return to the pool runs to its end even when the request that
+"""A raw connection's return to the pool runs to its end even when the request that
 held it is cancelled meanwhile; the cancellation comes through after. A connection whose
 protocol a failure left unusable is reported lost."""
 
@@ -8,11 +8,11 @@ import asyncio
 
 import asyncpg
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.driver import Driver, DriverConnection, _to_completion
 from app.db.errors import is_database_unreachable
+from app.db.raw import RawConnection, RawConnections, _to_completion
 
 
 async def test_a_cancelled_caller_waits_for_the_cleanup_then_is_cancelled() -> None:
@@ -64,9 +64,9 @@ class _ConsumingATermination:
 
 async def test_a_protocol_left_mid_error_is_a_lost_connection() -> None:
     engine = create_async_engine("postgresql+asyncpg://palisade@127.0.0.1:9/none")
-    connection = DriverConnection(Driver(engine), _ConsumingATermination())
+    connection = RawConnection(RawConnections(engine), _ConsumingATermination())
     with pytest.raises(exc.DBAPIError) as raised:
-        await connection.fetchrow(text("SELECT 1"), {})
+        await connection.fetchrow("SELECT 1")
     assert connection.broken  # invalidated, never handed out again
     assert is_database_unreachable(raised.value)  # 503 database_unavailable, not a 500
     await engine.dispose()
