@@ -109,9 +109,7 @@ async def measure(url: str, rounds: int, idle_s: float = 0.0) -> dict[str, float
         "autocommit insert, Core connection": core_autocommit,
         "autocommit insert, asyncpg": driver_autocommit,
         "autocommit insert, app.db.raw": start_path_autocommit,
-        "autocommit insert, app.db.raw, commit not waiting for the disk": (
-            start_path_lazy_flush
-        ),
+        "autocommit insert, app.db.raw, commit not waiting for the disk": (start_path_lazy_flush),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     try:

@@ -23,8 +23,8 @@ from app.domain.profiles.schemas import (
     ProfileName,
     PropertyCaps,
     Strategy,
-    validate_profile,
 )
+from app.domain.profiles.validation import validate_profile
 
 __all__ = [
     "ConversationProperties",

@@ -21,9 +21,10 @@ from app.domain.profiles.errors import (
     UnknownProfile,
     problem_extra,
 )
+from app.domain.profiles.fields import CAPPED_PROPERTIES
 from app.domain.profiles.merge import deep_merge
 from app.domain.profiles.paths import check_pal_body, is_override_allowed, leaf_paths
-from app.domain.profiles.schemas import CAPPED_PROPERTIES, Profile, Strategy
+from app.domain.profiles.schemas import Profile, Strategy
 
 if TYPE_CHECKING:
     from app.domain.sessions.schemas import SessionCreate

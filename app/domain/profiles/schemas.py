@@ -3,19 +3,17 @@
 A profile is validated completely when it is saved, so that a session can never fail
 on a defect of the profile itself. :meth:`Profile.model_validate` raises a pydantic
 ``ValidationError`` whose error ``type`` values are stable codes (see
-:mod:`app.domain.profiles.errors`); :func:`validate_profile` wraps that in
+:mod:`app.domain.profiles.errors`);
+:func:`~app.domain.profiles.validation.validate_profile` wraps that in
 :class:`~app.domain.profiles.errors.InvalidProfile` for callers that want an
 ``AppError`` directly.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +27,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.domain.profiles import errors
+from app.domain.profiles.fields import (
+    CAPPED_PROPERTIES,
+    PROPERTY_RANGES,
+    FaceId,
+    Language,
+    MaxCallDuration,
+    PalId,
+    ParticipantAbsentTimeout,
+    ParticipantLeftTimeout,
+)
 from app.domain.profiles.paths import check_pal_body, is_known_path
 from app.security import pal_secrets
 
@@ -37,59 +45,6 @@ Strategy = Literal["reuse", "ephemeral", "auto"]
 #: Profile names: lowercase letters, digits, ``-`` and ``_``; 1 to 64 characters.
 PROFILE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 ProfileName = Annotated[str, StringConstraints(pattern=PROFILE_NAME_PATTERN)]
-
-#: Accepted range (inclusive, seconds) of each numeric conversation property.
-#: ``max_call_duration`` stops at 3600 because Tavus documents that maximum (and its
-#: default); the timeouts share that ceiling since a longer idle room only burns money.
-#: ``participant_left_timeout`` may be 0 (Tavus's default: end as soon as everyone left).
-PROPERTY_RANGES: Final[dict[str, tuple[int, int]]] = {
-    "max_call_duration": (1, 3600),
-    "participant_left_timeout": (0, 3600),
-    "participant_absent_timeout": (1, 3600),
-}
-
-#: The numeric properties every profile caps and every conversation body carries.
-CAPPED_PROPERTIES: Final = tuple(PROPERTY_RANGES)
-
-
-def _bounded(name: str) -> Callable[[int], int]:
-    low, high = PROPERTY_RANGES[name]
-
-    def check(value: int) -> int:
-        if not low <= value <= high:
-            raise PydanticCustomError(
-                errors.PROPERTY_OUT_OF_RANGE,
-                "{name} must be between {low} and {high} seconds",
-                {"name": name, "low": low, "high": high},
-            )
-        return value
-
-    return check
-
-
-def _range_schema(name: str) -> dict[str, Any]:
-    low, high = PROPERTY_RANGES[name]
-    return {"minimum": low, "maximum": high}
-
-
-MaxCallDuration = Annotated[
-    int,
-    Field(json_schema_extra=_range_schema("max_call_duration")),
-    AfterValidator(_bounded("max_call_duration")),
-]
-ParticipantLeftTimeout = Annotated[
-    int,
-    Field(json_schema_extra=_range_schema("participant_left_timeout")),
-    AfterValidator(_bounded("participant_left_timeout")),
-]
-ParticipantAbsentTimeout = Annotated[
-    int,
-    Field(json_schema_extra=_range_schema("participant_absent_timeout")),
-    AfterValidator(_bounded("participant_absent_timeout")),
-]
-FaceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-PalId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Language = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 # Money-protecting defaults: Tavus bills from creation until the room closes, so every
 # conversation gets explicit timeouts and a bounded duration.
@@ -348,48 +303,6 @@ class Profile(_Model):
         if lines:
             raise _validation_error(type(self).__name__, lines)
         return self
-
-
-def validate_profile(name: str, data: Any) -> Profile:
-    """Validate a profile as saved under ``name``; raise ``InvalidProfile`` on failure.
-
-    Beyond :meth:`Profile.model_validate`, each warm-pool variant is resolved as a
-    session sending its overrides would be (``warm_pool_variant_invalid``,
-    ``warm_pool_variant_duplicate``).
-
-    ``InvalidProfile.extra`` holds ``profile`` (the name) and ``errors``: every problem as
-    ``{"loc", "code", "msg"}`` with ``loc`` relative to the profile.
-    """
-    if not re.fullmatch(PROFILE_NAME_PATTERN, name):
-        raise errors.InvalidProfile(
-            f"profile name {name!r} is invalid",
-            profile=name,
-            errors=[
-                errors.Problem(
-                    loc=[],
-                    code=errors.INVALID_PROFILE_NAME,
-                    msg="profile names are 1-64 characters of a-z, 0-9, '-' and '_', "
-                    "starting with a letter or digit",
-                )
-            ],
-        )
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        raise errors.InvalidProfile(
-            f"profile {name!r} failed validation",
-            profile=name,
-            errors=errors.validation_problems(exc),
-        ) from exc
-    # Variants are resolved like a session's request, which needs the whole profile.
-    from app.domain.profiles.warm_pool import warm_pool_problems
-
-    problems = warm_pool_problems(profile, name)
-    if problems:
-        raise errors.InvalidProfile(
-            f"profile {name!r} failed validation", profile=name, errors=problems
-        )
-    return profile
 
 
 def _line(

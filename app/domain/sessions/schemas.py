@@ -34,14 +34,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.domain.profiles import errors
-from app.domain.profiles.paths import MAX_DEPTH, nesting_depth
-from app.domain.profiles.schemas import (
+from app.domain.profiles.fields import (
     FaceId,
     Language,
     MaxCallDuration,
     ParticipantAbsentTimeout,
     ParticipantLeftTimeout,
 )
+from app.domain.profiles.paths import MAX_DEPTH, nesting_depth
 from app.domain.storable_text import refuse_unstorable
 
 MAX_PROFILE_NAME: Final = 64

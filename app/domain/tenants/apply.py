@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.tenants import TenantRepository
-from app.domain.profiles.schemas import validate_profile
+from app.domain.profiles.validation import validate_profile
 from app.domain.tenants import service
 from app.domain.tenants.schemas import (
     MaxConcurrentSessions,

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Profile as ProfileRow
 from app.db.models import Tenant, TenantApiKey
 from app.db.repositories.tenants import ApiKeyRepository, TenantRepository
-from app.domain.profiles.schemas import Profile, validate_profile
+from app.domain.profiles.schemas import Profile
+from app.domain.profiles.validation import validate_profile
 from app.domain.tenants import errors
 from app.domain.tenants.schemas import (
     ApiKeyCreated,

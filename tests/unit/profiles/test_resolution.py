@@ -14,8 +14,9 @@ from app.domain.profiles.errors import (
     PropertyCapExceeded,
     UnknownProfile,
 )
+from app.domain.profiles.fields import PROPERTY_RANGES
 from app.domain.profiles.resolution import Resolution, resolve, select_profile
-from app.domain.profiles.schemas import PROPERTY_RANGES, Profile
+from app.domain.profiles.schemas import Profile
 from app.errors import AppError
 from tests.unit.profiles.builders import FACE_ID, PAL_ID, profile, request, template
 

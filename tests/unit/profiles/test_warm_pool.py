@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from app.domain.profiles.errors import InvalidProfile
-from app.domain.profiles.schemas import Profile, validate_profile
+from app.domain.profiles.schemas import Profile
+from app.domain.profiles.validation import validate_profile
 from app.domain.profiles.warm_pool import plan_pool
 from tests.unit.profiles.builders import profile, profile_data
 
