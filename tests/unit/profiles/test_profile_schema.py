@@ -6,13 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from app.domain.profiles.errors import InvalidProfile, Problem, problem_code, validation_problems
+from app.domain.profiles.fields import PROPERTY_RANGES
 from app.domain.profiles.schemas import (
-    PROPERTY_RANGES,
     ConversationProperties,
     Profile,
     PropertyCaps,
-    validate_profile,
 )
+from app.domain.profiles.validation import validate_profile
 from tests.unit.profiles.builders import PAL_ID, profile, profile_data, template
 
 
