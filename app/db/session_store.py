@@ -1,7 +1,7 @@
 """The session store: the one way a session is admitted and the one way it moves.
 
 Every change of a session's state, and every write made under a lease, is one call of
-the PL/pgSQL function ``session_move`` (migration 0007): a compare-and-set on the state
+the PL/pgSQL function ``session_move`` (migration 0008): a compare-and-set on the state
 (the sources of the target in the transition table) and on the lease its caller holds,
 with the event and the stored idempotent answer, in one statement. Admission is one
 statement too, around ``session_admission_gate`` (migration 0005). Both are plain SQL
