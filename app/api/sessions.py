@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from app.api.auth import CurrentTenant
 from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import PROBLEM_JSON
+from app.api.routing import StrictJsonRoute
 from app.domain.sessions import service as session_service
 from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.schemas import SessionCreate
@@ -19,7 +20,7 @@ from app.domain.sessions.views import SessionEventList, SessionPage, SessionPubl
 from app.domain.storable_text import StorableStr
 from app.observability.logging import bind_session
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/sessions", tags=["sessions"])
 
 _IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_KEY_PATTERN)

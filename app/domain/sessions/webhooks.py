@@ -10,7 +10,6 @@ shutdown before the join ends the session and the join is then only recorded).
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +18,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.sessions import SessionRepository
+from app.domain import strict_json
 from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
 from app.domain.sessions.states import Cleanup
 from app.domain.storable_text import replace_unstorable
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, MalformedBody, NotFound
 from app.observability import metrics
 
 JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
@@ -48,9 +48,9 @@ class WebhookResult:
 
 def parse_event(raw: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidWebhook("body is not JSON") from None
+        event = strict_json.loads(raw)
+    except strict_json.StrictJsonError as exc:
+        raise MalformedBody(exc.msg) from None
     if not isinstance(event, dict):
         raise InvalidWebhook("body is not a JSON object")
     if not isinstance(event.get("event_type"), str) or not event["event_type"]:
