@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,3 +251,44 @@ async def test_a_deep_webhook_logs_no_traceback(
     assert_problem(response, 400, "malformed_json")
     assert not [r for r in caplog.records if r.exc_info]
     assert sum(len(r.getMessage()) for r in caplog.records) < 10_000
+
+
+# --- oversize bodies, with and without Content-Length -------------------------------
+
+
+async def chunks(total: int, size: int = 16 * 1024) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < total:
+        piece = min(size, total - sent)
+        sent += piece
+        yield b" " * piece
+
+
+def oversize_doors(doors: Doors) -> Iterator[tuple[str, str, dict[str, str], dict[str, str]]]:
+    admin = ADMIN_HEADERS
+    tenant = {"Authorization": f"Bearer {doors.key}"}
+    yield "POST", "/sessions", tenant, {}
+    yield "POST", "/tenants", admin, {}
+    yield "PATCH", f"/tenants/{TENANT}", admin, {}
+    yield "POST", f"/webhooks/tavus/{doors.session_id}", {}, {"token": doors.token}
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_oversize_bodies_are_413(palisade: Palisade, doors: Doors, declared: bool) -> None:
+    limit = palisade.runtime.settings.max_body_bytes
+    before = await row_counts(palisade)
+    for method, path, auth, params in oversize_doors(doors):
+        content: bytes | AsyncIterator[bytes] = (
+            b" " * (limit + 1) if declared else chunks(limit + 1)
+        )
+        response = await palisade.client.request(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers={**auth, "content-type": "application/json"},
+        )
+        assert_problem(response, 413, "payload_too_large")
+        if not declared:
+            assert "content-length" not in response.request.headers
+    assert await row_counts(palisade) == before
