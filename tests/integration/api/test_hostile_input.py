@@ -8,8 +8,10 @@ timestamps out of any calendar. Every one must get a 4xx problem document with a
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -292,3 +294,56 @@ async def test_oversize_bodies_are_413(palisade: Palisade, doors: Doors, declare
         if not declared:
             assert "content-length" not in response.request.headers
     assert await row_counts(palisade) == before
+
+
+# --- forged cursors --------------------------------------------------------------------
+
+
+def forged(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+SESSION_CURSORS = {
+    "a number for the id": forged(["2026-12-31T00:00:00+00:00", 123]),
+    "year 1 east of UTC": forged(["0001-01-01T00:00:00+23:59", str(uuid.uuid4())]),
+    "year 9999 west of UTC": forged(["9999-12-31T23:59:59-23:59", str(uuid.uuid4())]),
+    "no offset": forged(["2026-12-31T00:00:00", str(uuid.uuid4())]),
+    "a number for the time": forged([1e308, str(uuid.uuid4())]),
+    "three members": forged(["2026-12-31T00:00:00+00:00", str(uuid.uuid4()), 1]),
+    "an object": forged({"created_at": "2026-12-31T00:00:00+00:00"}),
+    "null": forged(None),
+    "a nested list": forged([["2026-12-31T00:00:00+00:00"], [str(uuid.uuid4())]]),
+    "not a uuid": forged(["2026-12-31T00:00:00+00:00", "not-a-uuid"]),
+    "NaN": forged(b'[NaN, "x"]'),
+    "not UTF-8": forged(b'["\xff", "x"]'),
+    "not base64": "!!!!",
+    "one base64 char too many": "A",
+    "an event cursor": forged([5]),
+}
+EVENT_CURSORS = {
+    **{k: v for k, v in SESSION_CURSORS.items() if k != "an event cursor"},
+    "a session cursor": forged(["2026-12-31T00:00:00+00:00", str(uuid.uuid4())]),
+    "zero": forged([0]),
+    "negative": forged([-1]),
+    "past bigint": forged([2**63]),
+    "a float": forged([5.0]),
+    "a boolean": forged([True]),
+    "a string": forged(["5"]),
+}
+
+
+@pytest.mark.parametrize("cursor", SESSION_CURSORS.values(), ids=SESSION_CURSORS.keys())
+async def test_forged_session_cursors_are_400(
+    palisade: Palisade, doors: Doors, cursor: str
+) -> None:
+    response = await palisade.as_tenant(doors.key, "GET", "/sessions", params={"cursor": cursor})
+    assert_problem(response, 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("cursor", EVENT_CURSORS.values(), ids=EVENT_CURSORS.keys())
+async def test_forged_event_cursors_are_400(palisade: Palisade, doors: Doors, cursor: str) -> None:
+    response = await palisade.as_tenant(
+        doors.key, "GET", f"/sessions/{doors.session_id}/events", params={"cursor": cursor}
+    )
+    assert_problem(response, 400, "invalid_cursor")
