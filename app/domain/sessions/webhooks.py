@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,11 @@ from app.domain.storable_text import replace_unstorable
 from app.errors import BadRequest, MalformedBody, NotFound
 from app.observability import metrics
 
+#: Webhook timestamps before this are not times of a Palisade session: the event is kept
+#: without a time. (PostgreSQL and the driver refuse some of them outright.)
+EARLIEST_EVENT_TIME: Final = datetime(2020, 1, 1, tzinfo=UTC)
+#: How far ahead of Palisade's clock a webhook timestamp may be and still be used.
+EVENT_CLOCK_SKEW: Final = timedelta(days=1)
 JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
 SHUTDOWN_EVENT = "system.shutdown"
 
@@ -65,15 +70,27 @@ def parse_event(raw: bytes) -> dict[str, Any]:
     return sanitized
 
 
-def event_time(event: dict[str, Any]) -> datetime | None:
+def event_time(event: dict[str, Any], *, now: datetime | None = None) -> datetime | None:
+    """When the event happened by Tavus's clock, in UTC; None when its ``timestamp`` is
+    missing or not a time Palisade can use (see :data:`EARLIEST_EVENT_TIME` and
+    :data:`EVENT_CLOCK_SKEW`): the event is still stored, raw, and the time it was
+    received stands in."""
     raw = event.get("timestamp")
     if not isinstance(raw, str):
         return None
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(raw)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        # Near year 1 or 9999 an offset can leave no UTC equivalent at all.
+        at = parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    latest = (now or datetime.now(UTC)) + EVENT_CLOCK_SKEW
+    return at if EARLIEST_EVENT_TIME <= at <= latest else None
 
 
 async def apply_webhook(

@@ -347,3 +347,39 @@ async def test_forged_event_cursors_are_400(palisade: Palisade, doors: Doors, cu
         doors.key, "GET", f"/sessions/{doors.session_id}/events", params={"cursor": cursor}
     )
     assert_problem(response, 400, "invalid_cursor")
+
+
+# --- webhook timestamps outside any sane window --------------------------------------
+
+ABSURD_TIMESTAMPS = [
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+    "1970-01-01T00:00:00Z",
+    "3000-01-01T00:00:00Z",
+    "+275760-09-13T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("timestamp", ABSURD_TIMESTAMPS)
+@pytest.mark.parametrize("event_type", ["system.replica_joined", "application.recording_ready"])
+async def test_absurd_webhook_timestamps_are_kept_without_a_time(
+    palisade: Palisade, doors: Doors, timestamp: str, event_type: str
+) -> None:
+    event = {
+        "event_type": event_type,
+        "conversation_id": doors.conversation_id,
+        "timestamp": timestamp,
+        "properties": {},
+    }
+    response = await palisade.client.post(
+        f"/webhooks/tavus/{doors.session_id}", params={"token": doors.token}, json=event
+    )
+    assert response.status_code == 200, response.text
+    events = await palisade.as_tenant(doors.key, "GET", f"/sessions/{doors.session_id}/events")
+    [stored] = [e for e in events.json()["items"] if e["type"] == event_type]
+    assert stored["occurred_at"] is None
+    assert stored["payload"]["timestamp"] == timestamp
+    session = (await palisade.as_tenant(doors.key, "GET", f"/sessions/{doors.session_id}")).json()
+    assert session["status"] == "active"
