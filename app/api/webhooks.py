@@ -65,12 +65,12 @@ async def tavus_webhook(
 ) -> dict[str, str]:
     """Receive one Tavus event for a session: stored raw, deduplicated, applied."""
     # The token is checked before anything touches the database.
-    if not runtime.webhook_tokens.verify(session_id, token):
+    if token is None or not runtime.webhook_tokens.verify(session_id, token):
         raise InvalidWebhookToken()
     parsed_id = parse_session_id(session_id)
     bind_session(parsed_id)
     raw = await request.body()
-    event = parse_event(raw)
+    event = parse_event(raw, token=token)
     async with runtime.sessionmaker.begin() as db:
         result = await apply_webhook(db, parsed_id, raw, event)
     logger.info("tavus webhook", event_type=event["event_type"][:64], duplicate=result.duplicate)

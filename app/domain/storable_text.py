@@ -10,7 +10,7 @@ be lost, have those characters replaced by U+FFFD instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, ValidationError
@@ -98,12 +98,22 @@ def refuse_unstorable(value: Any) -> Any:
 def replace_unstorable(value: Any) -> Any:
     """The value with every unstorable character, in keys and strings, replaced.
     Iterative: any depth is safe."""
+    return map_text(value, replace_unstorable_text)
+
+
+def replace_unstorable_text(text: str) -> str:
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def map_text(value: Any, transform: Callable[[str], str]) -> Any:
+    """A copy of a JSON-like value with ``transform`` applied to every string in it, keys
+    included. Iterative: any depth is safe."""
     pending: list[tuple[Mapping[Any, Any] | list[Any], dict[Any, Any] | list[Any]]] = []
 
     def copied(node: Any) -> Any:
-        # Strings are replaced at once; a container's copy is filled in when popped.
+        # Strings are transformed at once; a container's copy is filled in when popped.
         if isinstance(node, str):
-            return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, node)
+            return transform(node)
         if isinstance(node, Mapping):
             mapping: dict[Any, Any] = {}
             pending.append((node, mapping))

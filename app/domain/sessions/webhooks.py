@@ -10,6 +10,7 @@ shutdown before the join ends the session and the join is then only recorded).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from app.db.repositories.sessions import SessionRepository
 from app.domain import strict_json
 from app.domain.sessions.lifecycle import mark_ended, normalise_shutdown_reason
 from app.domain.sessions.states import Cleanup
-from app.domain.storable_text import replace_unstorable
+from app.domain.storable_text import map_text, replace_unstorable_text
 from app.errors import BadRequest, MalformedBody, NotFound
 from app.observability import metrics
 
@@ -30,6 +31,12 @@ from app.observability import metrics
 EARLIEST_EVENT_TIME: Final = datetime(2020, 1, 1, tzinfo=UTC)
 #: How far ahead of Palisade's clock a webhook timestamp may be and still be used.
 EVENT_CLOCK_SKEW: Final = timedelta(days=1)
+#: The query parameter of a callback URL that carries the session's token.
+_TOKEN_NAME: Final = "token"
+CALLBACK_TOKEN_PARAMETER: Final = f"{_TOKEN_NAME}="
+REDACTED: Final = "[redacted]"
+# A URL's query: from its "?" to the fragment, or to whatever cannot be part of a URL.
+_QUERY: Final = re.compile(r"\?([^#\s\"'<>\\]*)")
 JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
 SHUTDOWN_EVENT = "system.shutdown"
 
@@ -51,7 +58,10 @@ class WebhookResult:
     cleanup_due: bool
 
 
-def parse_event(raw: bytes) -> dict[str, Any]:
+def parse_event(raw: bytes, *, token: str) -> dict[str, Any]:
+    """The event in ``raw``, ready to store: U+0000 and unpaired surrogates replaced (jsonb
+    cannot hold them), and the session's webhook ``token`` gone from it (see
+    :func:`without_token`)."""
     try:
         event = strict_json.loads(raw)
     except strict_json.StrictJsonError as exc:
@@ -66,8 +76,29 @@ def parse_event(raw: bytes) -> dict[str, Any]:
     if "properties" in event and not isinstance(event["properties"], dict):
         raise InvalidWebhook("properties must be an object")
     # Kept rather than refused: Tavus does not resend, and jsonb cannot hold every string.
-    sanitized: dict[str, Any] = replace_unstorable(event)
+    sanitized: dict[str, Any] = map_text(
+        event, lambda text: without_token(replace_unstorable_text(text), token)
+    )
     return sanitized
+
+
+def without_token(text: str, token: str) -> str:
+    """``text`` with every ``token`` query parameter removed from the URLs in it (Tavus
+    echoes the callback URL as ``webhook_url``), and the session's ``token`` itself
+    redacted wherever else it appears: a webhook token is never stored."""
+    if CALLBACK_TOKEN_PARAMETER in text:
+        text = _QUERY.sub(_drop_token_parameters, text)
+    if token in text:
+        text = text.replace(token, REDACTED)
+    return text
+
+
+def _drop_token_parameters(query: re.Match[str]) -> str:
+    parameters = query.group(1).split("&")
+    kept = [p for p in parameters if p.partition("=")[0] != _TOKEN_NAME]
+    if len(kept) == len(parameters):
+        return query.group(0)
+    return f"?{'&'.join(kept)}" if kept else ""
 
 
 def event_time(event: dict[str, Any], *, now: datetime | None = None) -> datetime | None:
