@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
+from app.api.routing import StrictJsonRoute
 from app.db import migrations
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["operations"])
 
 READINESS_TIMEOUT_SECONDS = 2.0
 

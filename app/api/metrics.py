@@ -7,9 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.auth import MetricsScraper
 from app.api.deps import RuntimeDep
+from app.api.routing import StrictJsonRoute
 from app.observability import metrics
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["operations"])
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[MetricsScraper])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -36,7 +37,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -47,7 +48,8 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
+            # Read outside any route's error handling: answered here.
             if not response_started:
                 await self._reject(send)
 
@@ -75,5 +77,15 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """A body that outgrew the limit while being read (sent chunked, or longer than it
+    said). An ``HTTPException``, because FastAPI's body parsing passes those through
+    (anything else becomes a generic 400) to the one handler of ``app.api.problems``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            413,
+            detail=f"request bodies are limited to {max_bytes} bytes",
+            # The rest of the body is never read: the connection cannot be reused.
+            headers={"Connection": "close"},
+        )

@@ -111,10 +111,13 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            # The decoder's reason (never the input itself): a position, or the rule broken.
+            reason = (error.get("ctx") or {}).get("error") or error.get("msg")
+            malformed = MalformedBody()
+            return problem_response(400, malformed.code, malformed.title, str(reason))
     errors = _validation_errors(exc)
-    if any(str(e.get("type")) == "json_invalid" for e in exc.errors()):
-        malformed = MalformedBody()
-        return problem_response(400, malformed.code, malformed.title, errors[0]["msg"])
     failed = ValidationFailed()
     return problem_response(422, failed.code, failed.title, "see errors", errors=errors)
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from app.api.auth import CurrentTenant
 from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import PROBLEM_JSON
+from app.api.routing import StrictJsonRoute
 from app.domain.sessions import service as session_service
 from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.schemas import SessionCreate
@@ -19,7 +20,7 @@ from app.domain.sessions.views import SessionEventList, SessionPage, SessionPubl
 from app.domain.storable_text import StorableStr
 from app.observability.logging import bind_session
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/sessions", tags=["sessions"])
 
 _IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_KEY_PATTERN)
@@ -28,6 +29,12 @@ _AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or inval
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such session for this tenant (`session_not_found`)"}
 }
+_BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"}
+}
+# A session's log is a few dozen events; one page holds it whole.
+DEFAULT_EVENTS_PER_PAGE = 100
+MAX_EVENTS_PER_PAGE = 500
 _START_ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH,
     400: {
@@ -88,13 +95,7 @@ async def start_session(
     )
 
 
-@router.get(
-    "",
-    responses={
-        **_AUTH,
-        400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"},
-    },
-)
+@router.get("", responses={**_AUTH, **_BAD_CURSOR})
 async def list_sessions(
     tenant: CurrentTenant,
     db: DbSession,
@@ -146,9 +147,19 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
     )
 
 
-@router.get("/{session_id}/events", responses={**_AUTH, **_NOT_FOUND})
-async def list_events(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionEventList:
-    """The session's append-only event log: transitions, Tavus outcomes, raw webhooks."""
+@router.get("/{session_id}/events", responses={**_AUTH, **_NOT_FOUND, **_BAD_CURSOR})
+async def list_events(
+    session_id: str,
+    tenant: CurrentTenant,
+    db: DbSession,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PER_PAGE)] = DEFAULT_EVENTS_PER_PAGE,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SessionEventList:
+    """The session's append-only event log, oldest first, a page at a time (pass
+    `next_cursor` back): transitions, Tavus outcomes, raw webhooks (without the webhook
+    token)."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
-    return await session_service.list_events(db, tenant.tenant_id, parsed)
+    return await session_service.list_events(
+        db, tenant.tenant_id, parsed, limit=limit, cursor=cursor
+    )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from app.api.auth import AdminOnly
 from app.api.deps import DbSession, RuntimeDep
+from app.api.routing import StrictJsonRoute
 from app.domain.storable_text import StorableStr
 from app.domain.tenants import check as profile_check
 from app.domain.tenants import service as tenant_service
@@ -22,7 +23,9 @@ from app.domain.tenants.schemas import (
     TenantUpdate,
 )
 
-router = APIRouter(prefix="/tenants", tags=["admin"], dependencies=[AdminOnly])
+router = APIRouter(
+    route_class=StrictJsonRoute, prefix="/tenants", tags=["admin"], dependencies=[AdminOnly]
+)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid admin token"},

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.api.deps import RuntimeDep
+from app.api.routing import StrictJsonRoute
 from app.domain.sessions.service import parse_session_id
 from app.domain.sessions.webhooks import apply_webhook, parse_event
 from app.errors import Unauthorized
 from app.observability.logging import bind_session, get_logger
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/webhooks", tags=["webhooks"])
 logger = get_logger(__name__)
 
 
@@ -47,7 +48,10 @@ class InvalidWebhookToken(Unauthorized):
 @router.post(
     "/tavus/{session_id}",
     responses={
-        400: {"description": "Not a Tavus event (`invalid_webhook`)"},
+        400: {
+            "description": "Not JSON Palisade accepts (`malformed_json`), or not a Tavus event "
+            "(`invalid_webhook`)"
+        },
         401: {"description": "Missing or wrong token (`invalid_webhook_token`)"},
         404: {"description": "Unknown session, or another conversation (`conversation_mismatch`)"},
     },
@@ -61,12 +65,12 @@ async def tavus_webhook(
 ) -> dict[str, str]:
     """Receive one Tavus event for a session: stored raw, deduplicated, applied."""
     # The token is checked before anything touches the database.
-    if not runtime.webhook_tokens.verify(session_id, token):
+    if token is None or not runtime.webhook_tokens.verify(session_id, token):
         raise InvalidWebhookToken()
     parsed_id = parse_session_id(session_id)
     bind_session(parsed_id)
     raw = await request.body()
-    event = parse_event(raw)
+    event = parse_event(raw, token=token)
     async with runtime.sessionmaker.begin() as db:
         result = await apply_webhook(db, parsed_id, raw, event)
     logger.info("tavus webhook", event_type=event["event_type"][:64], duplicate=result.duplicate)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,43 @@ def test_a_misplaced_secret_is_refused_without_being_echoed(operator: Operator) 
     assert result.returncode == 2
     assert "tenants.0.tavus_api_key: Extra inputs are not permitted" in result.stderr
     assert secret not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (math.nan, "nan is not a JSON number"),
+        (-math.inf, "-inf is not a JSON number"),
+        (date(2026, 1, 1), "a date is not a JSON value"),
+    ],
+    ids=["nan", "-inf", "date"],
+)
+def test_a_value_json_cannot_carry_is_refused_where_it_is(
+    operator: Operator, value: object, reason: str
+) -> None:
+    document = tenants_file(operator.make_pal(TENANT_TAVUS_KEY))
+    template = document["tenants"][0]["profiles"]["interview"]["pal_template"]
+    template["layers"]["llm"] = {"extra_body": {"temperature": value}}
+
+    result = operator.apply(document)
+
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == ""
+    where = "tenants.0.profiles.interview.pal_template.layers.llm.extra_body.temperature"
+    assert f"{where}: {reason}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert operator.sql("SELECT id, name FROM tenant") == []
+
+
+def test_a_value_that_contains_itself_is_refused(operator: Operator) -> None:
+    path = operator.cwd / "tenants.yaml"
+    path.write_text("tenants:\n  - id: acme\n    name: Acme\n    profiles: &loop {p: *loop}\n")
+
+    result = operator.run("tenant", "apply", "-f", str(path))
+
+    assert result.returncode == 2, result.stdout
+    assert "deeper than 64 levels" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_tenant_listed_twice_is_refused(operator: Operator) -> None:

@@ -3,6 +3,7 @@
 | variable | meaning | default |
 |---|---|---|
 | `PALISADE_FUZZ_EXAMPLES` | generated requests per API operation (schemathesis) | 25 |
+| `PALISADE_FUZZ_HOSTILE_EXAMPLES` | hostile requests per API operation | 100 |
 | `PALISADE_FUZZ_RUNS` | runs of the session state machine | 30 |
 | `PALISADE_FUZZ_STEPS` | at most this many steps per run | 30 |
 | `PALISADE_FUZZ_SEED` | explore from this seed instead of the fixed one | unset |
@@ -34,6 +35,10 @@ def _positive_int(name: str, default: int) -> int:
 
 def examples_per_operation() -> int:
     return _positive_int("PALISADE_FUZZ_EXAMPLES", 25)
+
+
+def hostile_examples_per_operation() -> int:
+    return _positive_int("PALISADE_FUZZ_HOSTILE_EXAMPLES", 100)
 
 
 def machine_runs() -> int:

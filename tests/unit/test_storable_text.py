@@ -42,6 +42,38 @@ class TestReplace:
         assert unstorable_location(replace_unstorable({"a": "\x00\ud800\udfff"})) is None
 
 
+class TestDeepValues:
+    """Values nested far deeper than Python recurses (whatever a decoder lets through)."""
+
+    LEVELS = 20_000
+
+    def deep(self, leaf: Any) -> Any:
+        value = leaf
+        for level in range(self.LEVELS):
+            value = [value] if level % 2 else {"k": value}
+        return value
+
+    def leaf_of(self, value: Any) -> Any:
+        for _ in range(self.LEVELS):
+            value = value[0] if isinstance(value, list) else value["k"]
+        return value
+
+    def test_location(self) -> None:
+        assert unstorable_location(self.deep("fine")) is None
+        location = unstorable_location(self.deep("bad\x00"))
+        assert location is not None
+        assert len(location) == self.LEVELS
+
+    def test_replace(self) -> None:
+        replaced = replace_unstorable(self.deep("bad\x00"))
+        assert self.leaf_of(replaced) == "bad\ufffd"
+
+    def test_the_first_in_document_order_is_found(self) -> None:
+        value = {"a": [{"x": "ok"}, {"y": "\x00"}], "b\x00": "v", "c": "\ud800"}
+        assert unstorable_location(value) == ["a", 1, "y"]
+        assert unstorable_location({"a": "ok", "b\x00": {"c": "\x00"}}) == ["b\ufffd"]
+
+
 class TestStorableStr:
     def test_accepts_text_postgresql_stores(self) -> None:
         assert TypeAdapter(StorableStr).validate_python("acme") == "acme"

@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
 from app.domain.accounts import TavusAccounts
+from app.domain.sessions.cursors import (
+    decode_event_cursor,
+    decode_session_cursor,
+    encode_event_cursor,
+    encode_session_cursor,
+)
 from app.domain.sessions.errors import SessionNotEndable, SessionNotFound
 from app.domain.sessions.lifecycle import ending
 from app.domain.sessions.moves import make_now
@@ -19,8 +25,6 @@ from app.domain.sessions.views import (
     SessionEventList,
     SessionPage,
     SessionPublic,
-    decode_cursor,
-    encode_cursor,
     event_view,
     session_view,
 )
@@ -57,20 +61,31 @@ async def list_sessions(
         limit=limit + 1,
         states=STATES_OF[status] if status is not None else None,
         external_ref=external_ref,
-        before=decode_cursor(cursor) if cursor else None,
+        before=decode_session_cursor(cursor) if cursor else None,
     )
     page = rows[:limit]
+    last = page[-1] if len(rows) > limit and page else None
     return SessionPage(
         items=[session_view(r) for r in page],
-        next_cursor=encode_cursor(page[-1]) if len(rows) > limit and page else None,
+        next_cursor=encode_session_cursor(last.created_at, last.id) if last else None,
     )
 
 
-async def list_events(db: AsyncSession, tenant_id: str, session_id: uuid.UUID) -> SessionEventList:
+async def list_events(
+    db: AsyncSession, tenant_id: str, session_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> SessionEventList:
+    """The session's log, oldest first. Events are only ever appended, with growing ids,
+    so a page never shifts: new events appear on the last page."""
+    after = decode_event_cursor(cursor) if cursor else None
     repo = SessionRepository(db)
     if await repo.get_for_tenant(tenant_id, session_id) is None:
         raise SessionNotFound(f"session {session_id} does not exist")
-    return SessionEventList(items=[event_view(e) for e in await repo.events(session_id)])
+    rows = await repo.events(session_id, limit=limit + 1, after=after)
+    page = rows[:limit]
+    return SessionEventList(
+        items=[event_view(e) for e in page],
+        next_cursor=encode_event_cursor(page[-1].id) if len(rows) > limit and page else None,
+    )
 
 
 async def end_session(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -11,7 +9,6 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.db.models import Session, SessionEvent
-from app.domain.sessions.errors import InvalidCursor
 from app.domain.sessions.states import Cleanup, Status, status_of
 
 
@@ -55,6 +52,7 @@ class SessionEventPublic(BaseModel):
 
 class SessionEventList(BaseModel):
     items: list[SessionEventPublic]
+    next_cursor: str | None
 
 
 def session_view(row: Session) -> SessionPublic:
@@ -92,17 +90,3 @@ def event_view(row: SessionEvent) -> SessionEventPublic:
         occurred_at=row.occurred_at,
         created_at=row.created_at,
     )
-
-
-def encode_cursor(row: Session) -> str:
-    raw = json.dumps([row.created_at.isoformat(), str(row.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, session_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(session_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor("pass back the next_cursor of a previous page unchanged") from exc

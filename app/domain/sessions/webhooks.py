@@ -12,22 +12,34 @@ before the session knows its conversation id is applied once it does.
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
+from app.domain import strict_json
 from app.domain.sessions.lifecycle import within
 from app.domain.sessions.states import State
-from app.domain.storable_text import replace_unstorable
-from app.errors import BadRequest, NotFound
+from app.domain.storable_text import map_text, replace_unstorable_text
+from app.errors import BadRequest, MalformedBody, NotFound
 from app.observability import metrics
 
+#: Webhook timestamps before this are not times of a Palisade session: the event is kept
+#: without a time. (PostgreSQL and the driver refuse some of them outright.)
+EARLIEST_EVENT_TIME: Final = datetime(2020, 1, 1, tzinfo=UTC)
+#: How far ahead of Palisade's clock a webhook timestamp may be and still be used.
+EVENT_CLOCK_SKEW: Final = timedelta(days=1)
+#: The query parameter of a callback URL that carries the session's token.
+_TOKEN_NAME: Final = "token"
+CALLBACK_TOKEN_PARAMETER: Final = f"{_TOKEN_NAME}="
+REDACTED: Final = "[redacted]"
+# A URL's query: from its "?" to the fragment, or to whatever cannot be part of a URL.
+_QUERY: Final = re.compile(r"\?([^#\s\"'<>\\]*)")
 JOINED_EVENTS = frozenset({"system.replica_joined", "system.pal_joined"})
 SHUTDOWN_EVENT = "system.shutdown"
 
@@ -49,11 +61,14 @@ class WebhookResult:
     check_due: bool
 
 
-def parse_event(raw: bytes) -> dict[str, Any]:
+def parse_event(raw: bytes, *, token: str) -> dict[str, Any]:
+    """The event in ``raw``, ready to store: U+0000 and unpaired surrogates replaced (jsonb
+    cannot hold them), and the session's webhook ``token`` gone from it (see
+    :func:`without_token`)."""
     try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidWebhook("body is not JSON") from None
+        event = strict_json.loads(raw)
+    except strict_json.StrictJsonError as exc:
+        raise MalformedBody(exc.msg) from None
     if not isinstance(event, dict):
         raise InvalidWebhook("body is not a JSON object")
     if not isinstance(event.get("event_type"), str) or not event["event_type"]:
@@ -64,19 +79,52 @@ def parse_event(raw: bytes) -> dict[str, Any]:
     if "properties" in event and not isinstance(event["properties"], dict):
         raise InvalidWebhook("properties must be an object")
     # Kept rather than refused: Tavus does not resend, and jsonb cannot hold every string.
-    sanitized: dict[str, Any] = replace_unstorable(event)
+    sanitized: dict[str, Any] = map_text(
+        event, lambda text: without_token(replace_unstorable_text(text), token)
+    )
     return sanitized
 
 
-def event_time(event: dict[str, Any]) -> datetime | None:
+def without_token(text: str, token: str) -> str:
+    """``text`` with every ``token`` query parameter removed from the URLs in it (Tavus
+    echoes the callback URL as ``webhook_url``), and the session's ``token`` itself
+    redacted wherever else it appears: a webhook token is never stored."""
+    if CALLBACK_TOKEN_PARAMETER in text:
+        text = _QUERY.sub(_drop_token_parameters, text)
+    if token in text:
+        text = text.replace(token, REDACTED)
+    return text
+
+
+def _drop_token_parameters(query: re.Match[str]) -> str:
+    parameters = query.group(1).split("&")
+    kept = [p for p in parameters if p.partition("=")[0] != _TOKEN_NAME]
+    if len(kept) == len(parameters):
+        return query.group(0)
+    return f"?{'&'.join(kept)}" if kept else ""
+
+
+def event_time(event: dict[str, Any], *, now: datetime | None = None) -> datetime | None:
+    """When the event happened by Tavus's clock, in UTC; None when its ``timestamp`` is
+    missing or not a time Palisade can use (see :data:`EARLIEST_EVENT_TIME` and
+    :data:`EVENT_CLOCK_SKEW`): the event is still stored, raw, and the time it was
+    received stands in."""
     raw = event.get("timestamp")
     if not isinstance(raw, str):
         return None
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(raw)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        # Near year 1 or 9999 an offset can leave no UTC equivalent at all.
+        at = parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    latest = (now or datetime.now(UTC)) + EVENT_CLOCK_SKEW
+    return at if EARLIEST_EVENT_TIME <= at <= latest else None
 
 
 async def apply_webhook(

@@ -545,6 +545,54 @@ class TestReadListEnd:
             cursor = page["next_cursor"]
         assert seen == list(reversed(made))
 
+    async def test_the_event_log_pages_oldest_first_while_events_are_appended(
+        self, palisade: Palisade
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        path = f"/sessions/{session['id']}/events"
+        token = palisade.runtime.webhook_tokens.token_for(session["id"])
+
+        async def tavus_says(n: int) -> None:
+            event = {
+                "event_type": f"application.note_{n}",
+                "conversation_id": session["conversation_id"],
+            }
+            response = await palisade.client.post(
+                f"/webhooks/tavus/{session['id']}", params={"token": token}, json=event
+            )
+            assert response.status_code == 200
+
+        for n in range(3):
+            await tavus_says(n)
+        whole = (await palisade.as_tenant(key, "GET", path)).json()
+        assert whole["next_cursor"] is None
+        assert len(whole["items"]) == 6
+
+        page = (await palisade.as_tenant(key, "GET", path, params={"limit": 2})).json()
+        seen = [e["id"] for e in page["items"]]
+        await tavus_says(3)  # appended while paging: found on the last page
+        while page["next_cursor"]:
+            page = (
+                await palisade.as_tenant(
+                    key, "GET", path, params={"limit": 2, "cursor": page["next_cursor"]}
+                )
+            ).json()
+            seen += [e["id"] for e in page["items"]]
+        assert seen == sorted(seen)
+        assert seen[:6] == [e["id"] for e in whole["items"]]
+        assert len(seen) == 7
+
+    @pytest.mark.parametrize("limit", [0, 501, -1])
+    async def test_event_pages_have_bounds(self, palisade: Palisade, limit: int) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {})).json()
+        response = await palisade.as_tenant(
+            key, "GET", f"/sessions/{session['id']}/events", params={"limit": limit}
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+
     async def test_bad_cursor_is_400(self, palisade: Palisade) -> None:
         key, _ = await setup_tenant(palisade)
         response = await palisade.as_tenant(key, "GET", "/sessions?cursor=%%%")
