@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, problem
 
 
 class BodySizeLimit:
@@ -54,27 +54,29 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "https://palisade.dev/problems/payload-too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "code": "payload_too_large",
-                "detail": f"request bodies are limited to {self.max_bytes} bytes",
-            }
-        ).encode()
+        rendered = problem(too_large(self.max_bytes))
+        headers = [
+            (name.lower().encode(), value.encode()) for name, value in rendered.headers.items()
+        ]
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": rendered.status,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
+                    (b"content-type", rendered.media_type.encode()),
+                    (b"content-length", str(len(rendered.body)).encode()),
+                    *headers,
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": rendered.body})
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    # The rest of the body is never read: the connection cannot be reused.
+    return PayloadTooLarge(
+        f"request bodies are limited to {max_bytes} bytes", headers={"Connection": "close"}
+    )
 
 
 class BodyTooLarge(HTTPException):
@@ -83,9 +85,5 @@ class BodyTooLarge(HTTPException):
     (anything else becomes a generic 400) to the one handler of ``app.api.problems``."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            413,
-            detail=f"request bodies are limited to {max_bytes} bytes",
-            # The rest of the body is never read: the connection cannot be reused.
-            headers={"Connection": "close"},
-        )
+        error = too_large(max_bytes)
+        super().__init__(error.status_code, detail=error.detail, headers=error.headers)

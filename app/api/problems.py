@@ -14,17 +14,25 @@ from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.errors import CANDIDATES, is_database_unreachable
 from app.domain.profiles.errors import problem_code
-from app.errors import AppError, DatabaseUnavailable, MalformedBody, ValidationFailed
+from app.errors import (
+    PROBLEM_JSON,
+    AppError,
+    DatabaseUnavailable,
+    MalformedBody,
+    Rendered,
+    ValidationFailed,
+    error_for_status,
+    problem,
+)
 
 logger = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # A restart or failover of PostgreSQL takes seconds.
 DATABASE_RETRY_AFTER_SECONDS = 1
 
@@ -54,40 +62,18 @@ class ProblemDetails(BaseModel):
     errors: list[ProblemFieldError] | None = None
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "too_many_requests",
-}
+def respond(rendered: Rendered) -> Response:
+    """Send a rendered answer (``app.errors.problem``, or a start's stored answer)."""
+    return Response(
+        rendered.body,
+        status_code=rendered.status,
+        headers=rendered.headers,
+        media_type=rendered.media_type,
+    )
 
 
-def problem_response(
-    status: int,
-    code: str,
-    title: str,
-    detail: str | None = None,
-    *,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"https://palisade.dev/problems/{code.replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "code": code,
-    }
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+def problem_response(error: AppError) -> Response:
+    return respond(problem(error))
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -102,54 +88,44 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return problem_response(
-        exc.status_code, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra
-    )
+    return problem_response(exc)
 
 
-async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _request_validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     for error in exc.errors():
         if error.get("type") == "json_invalid":
             # The decoder's reason (never the input itself): a position, or the rule broken.
             reason = (error.get("ctx") or {}).get("error") or error.get("msg")
-            malformed = MalformedBody()
-            return problem_response(400, malformed.code, malformed.title, str(reason))
-    errors = _validation_errors(exc)
-    failed = ValidationFailed()
-    return problem_response(422, failed.code, failed.title, "see errors", errors=errors)
+            return problem_response(MalformedBody(str(reason)))
+    return problem_response(ValidationFailed("see errors", errors=_validation_errors(exc)))
 
 
-async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
+async def _http_exception(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = str(exc.detail) if exc.detail else None
     return problem_response(
-        exc.status_code,
-        code,
-        code.replace("_", " ").capitalize(),
-        str(exc.detail) if exc.detail else None,
-        headers=dict(exc.headers or {}),
+        error_for_status(exc.status_code, detail, headers=dict(exc.headers or {}))
     )
 
 
-async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+async def _unhandled(_: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
-    return problem_response(500, "internal_error", "Internal error")
+    return problem_response(AppError())
 
 
-async def _database_failure(request: Request, exc: Exception) -> JSONResponse:
+async def _database_failure(request: Request, exc: Exception) -> Response:
     if not is_database_unreachable(exc):
         return await _unhandled(request, exc)
     # A restart or failover, not a bug: one line, no traceback; the client retries.
     logger.warning("database unreachable: %s", type(exc).__name__)
-    return await _app_error(
-        request,
+    return problem_response(
         DatabaseUnavailable(
             "PostgreSQL cannot be reached right now; retry shortly",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
-        ),
+        )
     )
 
 

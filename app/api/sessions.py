@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.api.auth import CurrentTenant
 from app.api.deps import DbSession, RuntimeDep
-from app.api.problems import PROBLEM_JSON
+from app.api.problems import respond
 from app.api.routing import StrictJsonRoute
 from app.domain.sessions import service as session_service
 from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.schemas import SessionCreate
+from app.domain.sessions.start import Failed, Replayed, Started
 from app.domain.sessions.states import Status
 from app.domain.sessions.views import SessionEventList, SessionPage, SessionPublic
 from app.domain.storable_text import StorableStr
 from app.observability.logging import bind_session
+
+REPLAYED = "Idempotent-Replayed"
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/sessions", tags=["sessions"])
 
@@ -76,7 +80,7 @@ async def start_session(
             json_schema_extra={"pattern": _IDEMPOTENCY_KEY_PATTERN},
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     """Start a conversation for one of the tenant's users, reusing a persistent PAL or
     creating an ephemeral one per the profile's strategy."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
@@ -84,15 +88,12 @@ async def start_session(
     outcome = await runtime.start_saga.start(
         tenant.tenant_id, body, idempotency_key, api_key_id=tenant.key_id
     )
-    headers = dict(outcome.headers)
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(
-        outcome.body,
-        status_code=outcome.status_code,
-        headers=headers,
-        media_type=PROBLEM_JSON if outcome.status_code >= 400 else None,
-    )
+    match outcome:
+        case Replayed(answer):
+            # The first answer, byte for byte; only this header tells them apart.
+            return respond(replace(answer, headers={**answer.headers, REPLAYED: "true"}))
+        case Started(answer=answer) | Failed(answer=answer):
+            return respond(answer)
 
 
 @router.get("", responses={**_AUTH, **_BAD_CURSOR})

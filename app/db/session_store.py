@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from app.db.raw import RawConnection
+from app.errors import Rendered
 
 # The columns admission writes, in the order of the statement's parameters.
 ADMISSION_COLUMNS: Final = (
@@ -205,14 +206,6 @@ class Lease:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The final answer to the session's Idempotency-Key, stored with the move."""
-
-    status: int
-    body: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
 class Moved:
     """A move that happened: the row's new ``updated_at``, and whether webhooks arrived
     before its conversation id was stored (``Session.early_events``)."""
@@ -301,14 +294,14 @@ class SessionStore:
         from_states: Collection[str] | None,
         changes: Mapping[str, Any],
         event: EventRecord | None = None,
-        answer: Answer | None = None,
+        answer: Rendered | None = None,
         key_locked_until: datetime | None = None,
         wait_for_disk: bool = True,
     ) -> Moved | None:
         """Compare-and-set: apply ``changes`` only if the session is in one of
         ``from_states`` (None: any; the state must then not change) and, with a
         ``lease``, only while its owner still holds it; append ``event``, and store
-        ``answer`` for the session's Idempotency-Key (or keep the key locked until
+        ``answer`` (as sent) for the session's Idempotency-Key (or keep the key locked until
         ``key_locked_until``), all in one statement. None when nothing matched.
 
         ``wait_for_disk=False`` returns once the move is committed and visible, without
@@ -333,7 +326,15 @@ class SessionStore:
             _json({"kind": event.kind, "type": event.type, "payload": event.payload})
             if event is not None
             else None,
-            _json({"status": answer.status, "body": answer.body}) if answer else None,
+            _json(
+                {
+                    "status": answer.status,
+                    "text": answer.body.decode("utf-8"),
+                    "headers": answer.headers,
+                }
+            )
+            if answer
+            else None,
             key_locked_until,
             wait_for_disk,
         )

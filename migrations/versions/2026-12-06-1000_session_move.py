@@ -1,4 +1,5 @@
-"""Session move: the one way a session's row changes under the transition table.
+"""Session move: the one way a session's row changes under the transition table; a
+start's answer stored as it was sent.
 
 Revision ID: 0008
 Revises: 0007
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -117,7 +120,8 @@ BEGIN
     IF v_key IS NOT NULL AND p_answer IS NOT NULL THEN
         UPDATE idempotency_record r
            SET response_status = (p_answer->>'status')::integer,
-               response_body = p_answer->'body',
+               response_text = p_answer->>'text',
+               response_headers = p_answer->'headers',
                locked_until = NULL
          WHERE r.tenant_id = v_tenant AND r.key = v_key;
     ELSIF v_key IS NOT NULL AND p_key_locked_until IS NOT NULL THEN
@@ -137,8 +141,16 @@ MOVE_ARGUMENTS = "uuid, text, timestamptz, text[], jsonb, jsonb, jsonb, timestam
 
 
 def upgrade() -> None:
+    # A start's first answer is stored as sent, headers included, and replayed so.
+    op.add_column("idempotency_record", sa.Column("response_text", sa.Text(), nullable=True))
+    op.add_column(
+        "idempotency_record",
+        sa.Column("response_headers", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    )
     op.execute(MOVE)
 
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION session_move({MOVE_ARGUMENTS})")
+    op.drop_column("idempotency_record", "response_headers")
+    op.drop_column("idempotency_record", "response_text")

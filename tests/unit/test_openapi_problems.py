@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.api.problems import PROBLEM_JSON, ProblemDetails, problem_response
+from app.api.problems import ProblemDetails, problem_response
+from app.errors import PROBLEM_JSON, ValidationFailed
 from app.main import create_app
 from app.settings import Mode, Settings
 
@@ -62,7 +63,7 @@ def test_fastapis_own_validation_error_shape_is_gone() -> None:
 
 def test_the_documented_shape_is_what_palisade_sends() -> None:
     error = {"loc": ["body", "name"], "code": "too_long", "msg": "String should be shorter"}
-    response = problem_response(422, "validation_error", "Invalid", errors=[error], limit=3)
+    response = problem_response(ValidationFailed("Invalid", errors=[error], limit=3))
     sent = json.loads(bytes(response.body))
     problem = ProblemDetails.model_validate(sent)
     assert problem.errors is not None

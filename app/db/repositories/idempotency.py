@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import IdempotencyRecord
+from app.errors import Rendered
 
 
 class IdempotencyRepository:
@@ -29,13 +29,21 @@ class IdempotencyRepository:
             .values(locked_until=locked_until)
         )
 
-    async def complete(
-        self, tenant_id: str, key: str, *, status: int, body: dict[str, Any]
-    ) -> None:
+    async def complete_unless_answered(self, tenant_id: str, key: str, answer: Rendered) -> None:
+        """Store ``answer`` as the key's first answer, unless it has one already."""
         await self.session.execute(
             update(IdempotencyRecord)
-            .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
-            .values(response_status=status, response_body=body, locked_until=None)
+            .where(
+                IdempotencyRecord.tenant_id == tenant_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.response_status.is_(None),
+            )
+            .values(
+                response_status=answer.status,
+                response_text=answer.body.decode("utf-8"),
+                response_headers=answer.headers,
+                locked_until=None,
+            )
         )
 
     async def prune(self, now: datetime, *, batch: int = 1000) -> int:

@@ -17,8 +17,9 @@ from typing import Any
 
 from app.db.models import Session
 from app.db.raw import RawConnections
-from app.db.session_store import Answer, EventRecord, Lease, SessionStore
+from app.db.session_store import EventRecord, Lease, SessionStore
 from app.domain.sessions.states import State, check_move, sources_of
+from app.errors import Rendered
 
 
 class LeaseLost(Exception):
@@ -69,7 +70,7 @@ async def make(
     move: Move,
     *,
     lease: Lease | None,
-    answer: Answer | None = None,
+    answer: Rendered | None = None,
     key_locked_until: datetime | None = None,
     wait_for_disk: bool = True,
 ) -> Session | None:
@@ -108,7 +109,7 @@ async def make_now(
     move: Move,
     *,
     lease: Lease | None,
-    answer: Answer | None = None,
+    answer: Rendered | None = None,
     key_locked_until: datetime | None = None,
     wait_for_disk: bool = True,
 ) -> Session | None:

@@ -19,8 +19,8 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -36,7 +36,6 @@ from app.db.repositories.tenants import TenantRepository
 from app.db.session_store import (
     AdmissionGate,
     AdmissionOutcome,
-    Answer,
     EventRecord,
     KeyClaim,
     Lease,
@@ -55,14 +54,17 @@ from app.domain.sessions.errors import (
 from app.domain.sessions.moves import LeaseLost, Move, image_after, make_now, transition
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State
-from app.domain.sessions.views import session_view
+from app.domain.sessions.views import SessionPublic, session_view
 from app.domain.sessions.webhooks import apply_stored_events
 from app.errors import (
     AppError,
+    Rendered,
     Unauthorized,
     UpstreamCapacity,
     UpstreamError,
     ValidationFailed,
+    json_bytes,
+    problem,
 )
 from app.observability import metrics
 from app.observability.logging import bind_session
@@ -108,13 +110,38 @@ class ConversationBodyInvalid(ValidationFailed):
 
 
 @dataclass(frozen=True)
-class StartOutcome:
-    """An HTTP answer to ``POST /sessions``, as sent the first time and replayed after."""
+class Started:
+    """The session started: it is ``active`` (201)."""
 
-    status_code: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    replayed: bool = False
+    session: SessionPublic
+    answer: Rendered
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The start failed, or cannot finish now; ``answer`` is ``problem(error)``."""
+
+    error: AppError
+    answer: Rendered
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The first answer to this Idempotency-Key, to be sent again exactly as it was."""
+
+    answer: Rendered
+
+
+StartOutcome = Started | Failed | Replayed
+
+
+def started(row: Session) -> Started:
+    view = session_view(row)
+    return Started(view, Rendered(201, json_bytes(view.model_dump(mode="json"))))
+
+
+def failed(error: AppError) -> Failed:
+    return Failed(error, problem(error))
 
 
 @dataclass(frozen=True)
@@ -158,18 +185,6 @@ def _revoked() -> Unauthorized:
     return Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _problem(error: AppError) -> StartOutcome:
-    body: dict[str, Any] = {
-        "type": f"https://palisade.dev/problems/{error.code.replace('_', '-')}",
-        "title": error.title,
-        "status": error.status_code,
-        "code": error.code,
-        "detail": error.detail,
-        **error.extra,
-    }
-    return StartOutcome(error.status_code, body, dict(error.headers))
-
-
 def _tavus_error_summary(error: TavusError) -> dict[str, Any]:
     return {
         "tavus_operation": error.operation,
@@ -179,14 +194,26 @@ def _tavus_error_summary(error: TavusError) -> dict[str, Any]:
     }
 
 
-def _upstream_failure(error: TavusError, what: str) -> AppError:
+def _upstream_failure(error: TavusError, what: str, session_id: uuid.UUID) -> AppError:
+    summary = _tavus_error_summary(error)
     if isinstance(error, TavusConcurrencyLimit):
+        detail = f"Tavus refused to {what}: the account is at its concurrent conversation limit"
+        return _failure(UpstreamCapacity.code, detail, session_id=str(session_id), **summary)
+    return _failure(
+        UpstreamError.code,
+        f"Tavus failed to {what}: {error.message}",
+        session_id=str(session_id),
+        **summary,
+    )
+
+
+def _failure(code: str, detail: str, **extra: Any) -> AppError:
+    """A start's failure, as first answered and as rebuilt from the session's ``error``."""
+    if code == UpstreamCapacity.code:
         return UpstreamCapacity(
-            f"Tavus refused to {what}: the account is at its concurrent conversation limit",
-            headers={"Retry-After": str(CAPACITY_RETRY_AFTER_SECONDS)},
-            **_tavus_error_summary(error),
+            detail, headers={"Retry-After": str(CAPACITY_RETRY_AFTER_SECONDS)}, **extra
         )
-    return UpstreamError(f"Tavus failed to {what}: {error.message}", **_tavus_error_summary(error))
+    return UpstreamError(detail, **extra)
 
 
 class StartSaga:
@@ -335,10 +362,9 @@ class StartSaga:
                 raise IdempotencyKeyMismatch(
                     "this Idempotency-Key was first used with a different body; use a new key"
                 )
-            if record.response_status is not None:
-                return StartOutcome(
-                    record.response_status, record.response_body or {}, replayed=True
-                )
+            stored = record.answer()
+            if stored is not None:
+                return Replayed(stored)
             if record.locked_until is not None and record.locked_until > now:
                 raise IdempotencyKeyInFlight(
                     "the first request with this key is still running; retry shortly",
@@ -416,7 +442,7 @@ class StartSaga:
         try:
             return await run
         except LeaseLost as lost:
-            return _problem(
+            return failed(
                 IdempotencyKeyInFlight(
                     "the session is being finished by another process; retry with the "
                     "same Idempotency-Key or read it with GET /sessions/{id}",
@@ -461,7 +487,7 @@ class StartSaga:
         except TavusError as error:
             in_pal_step = row.state == State.ADMITTED and row.pal_ephemeral
             what = "create the PAL" if in_pal_step else "create the conversation"
-            return await self._fail(row, tavus, _upstream_failure(error, what))
+            return await self._fail(row, tavus, _upstream_failure(error, what, row.id))
         return await self._record_active(
             row, conversation.conversation_id, conversation.conversation_url
         )
@@ -565,32 +591,27 @@ class StartSaga:
         *,
         event: EventRecord | None = None,
         payload: dict[str, Any] | None = None,
+        answer: Callable[[Session], Rendered] | None = None,
         key_locked_until: datetime | None = None,
         wait_for_disk: bool = True,
         **changes: Any,
     ) -> Session:
         """Make a move of ``row`` under this run's lease (``app.domain.sessions.moves``),
-        with, once the start is decided, the stored answer to its Idempotency-Key.
+        with, once the start is decided, its ``answer`` (made from the session as the
+        move leaves it) stored for its Idempotency-Key in the same statement.
 
         ``row`` is this run's image of the session; the image after the move is
         returned. ``wait_for_disk``: see ``SessionStore.move``.
         """
         move = transition(target, payload, **changes) if target is not None else None
         move = move or Move(None, changes, event)
-        answer = None
-        after = image_after(row, move)
-        if after.idempotency_key is not None and after.state not in (
-            State.ADMITTED,
-            State.PAL_CREATED,
-        ):
-            outcome = outcome_of(after)
-            answer = Answer(outcome.status_code, outcome.body)
+        stored = answer(image_after(row, move)) if answer is not None else None
         moved = await make_now(
             self.ctx.connections,
             row,
             move,
             lease=Lease(self.ctx.instance_id, row.next_check_at),
-            answer=answer,
+            answer=stored if row.idempotency_key is not None else None,
             key_locked_until=key_locked_until,
             wait_for_disk=wait_for_disk,
         )
@@ -638,6 +659,7 @@ class StartSaga:
             # and nothing is left behind. A failure is not written this way: undoing it
             # would let a resumed start create what the client was told had failed.
             wait_for_disk=False,
+            answer=lambda after: started(after).answer,
         )
         metrics.session_active(current)
         if current.early_events:
@@ -645,7 +667,7 @@ class StartSaga:
             # ends the session now, not at its first poll.
             async with self.ctx.sessionmaker.begin() as db:
                 await apply_stored_events(db, current.id)
-        return StartOutcome(201, session_view(current).model_dump(mode="json"))
+        return started(current)
 
     async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
         # A create whose outcome is unknown fails a session only once the listings prove
@@ -653,7 +675,7 @@ class StartSaga:
         cleanup = Cleanup.NOT_NEEDED
         if row.pal_ephemeral and row.pal_id is not None:
             cleanup = await self._delete_pal_now(tavus, row.pal_id)
-        outcome = _problem(error)
+        outcome = failed(error)
         await self._transition(
             row,
             State.FAILED,
@@ -664,6 +686,7 @@ class StartSaga:
             next_check_at=_now() if cleanup == Cleanup.PENDING else None,
             claimed_by=None,
             payload={"code": error.code, "cleanup": cleanup},
+            answer=lambda _: outcome.answer,
         )
         return outcome
 
@@ -703,47 +726,39 @@ class StartSaga:
             # the object absent, the start fails instead of creating it then.
             error={"code": UpstreamError.code, **_tavus_error_summary(error)},
         )
-        failure = UpstreamError(
-            f"Tavus did not confirm whether it managed to {what}; the session "
-            "will be resolved without creating a duplicate. Retry with the same "
-            "Idempotency-Key to get its outcome.",
-            headers={"Retry-After": str(max(1, math.ceil(delay.total_seconds())))},
-            session_id=str(row.id),
-            **_tavus_error_summary(error),
+        return failed(
+            UpstreamError(
+                f"Tavus did not confirm whether it managed to {what}; the session "
+                "will be resolved without creating a duplicate. Retry with the same "
+                "Idempotency-Key to get its outcome.",
+                headers={"Retry-After": str(max(1, math.ceil(delay.total_seconds())))},
+                session_id=str(row.id),
+                **_tavus_error_summary(error),
+            )
         )
-        return _problem(failure)
 
     async def _complete_from_row(self, row: Session) -> StartOutcome:
-        async with self.ctx.sessionmaker.begin() as db:
-            await self._complete_idempotency_if_final(db, row)
-        return outcome_of(row)
-
-    async def _complete_idempotency_if_final(self, db: AsyncSession, row: Session) -> None:
-        if row.idempotency_key is None or row.state in (State.ADMITTED, State.PAL_CREATED):
-            return
+        """A start found past its recovery points: its answer, stored for its key if the
+        move that decided it did not store one (sessions started before answers were
+        stored with the move)."""
         outcome = outcome_of(row)
-        await IdempotencyRepository(db).complete(
-            row.tenant_id, row.idempotency_key, status=outcome.status_code, body=outcome.body
-        )
+        if row.idempotency_key is not None:
+            async with self.ctx.sessionmaker.begin() as db:
+                await IdempotencyRepository(db).complete_unless_answered(
+                    row.tenant_id, row.idempotency_key, outcome.answer
+                )
+        return outcome
 
 
-def outcome_of(row: Session) -> StartOutcome:
-    """The answer to the start of a session that got past its recovery points."""
+def outcome_of(row: Session) -> Started | Failed:
+    """The answer to the start of a session that got past its recovery points: the one
+    its first answer was, rebuilt from the row."""
     if row.state != State.FAILED:
-        return StartOutcome(201, session_view(row).model_dump(mode="json"))
+        return started(row)
     error = dict(row.error or {})
-    code = str(error.get("code", UpstreamError.code))
-    status = UpstreamCapacity.status_code if code == UpstreamCapacity.code else 502
-    return StartOutcome(
-        status,
-        {
-            "type": f"https://palisade.dev/problems/{code.replace('_', '-')}",
-            "title": "Session creation failed",
-            "status": status,
-            "session_id": str(row.id),
-            **error,
-        },
-    )
+    code = str(error.pop("code", UpstreamError.code))
+    detail = str(error.pop("detail", "Session creation failed"))
+    return failed(_failure(code, detail, **error))
 
 
 class _NeverCreated(Exception):

@@ -14,6 +14,7 @@ from sqlalchemy import text, update
 from app.db.base import metadata
 from app.db.models import Session
 from app.domain.sessions.schemas import SessionCreate
+from app.domain.sessions.start import Started
 from app.observability.redaction import REDACTED
 from tests.conftest import PalisadeFactory
 from tests.integration.api.test_warm_pool import FAST_POOL, wait_ready
@@ -234,10 +235,10 @@ class TestResumedStart:
 
         outcome = await saga.drive(session_id, fresh=False)
 
-        assert outcome.status_code == 201, outcome.body
-        sent = sent_to_tavus(simulator, outcome.body["pal_id"])
+        assert isinstance(outcome, Started), outcome
+        sent = sent_to_tavus(simulator, str(outcome.session.pal_id))
         assert sent["layers"]["llm"]["api_key"] == SESSION_LLM_KEY
         assert sent["layers"]["llm"]["headers"]["Authorization"] == SESSION_HEADER
         assert sent["layers"]["tts"]["api_key"] == SESSION_TTS_KEY
         assert_no_secret("the database", await database_text(palisade))
-        assert uuid.UUID(outcome.body["id"]) == session_id
+        assert uuid.UUID(str(outcome.session.id)) == session_id

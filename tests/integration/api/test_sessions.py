@@ -832,3 +832,57 @@ class TestActiveMoveFlushedLazily:
         assert within["synchronous_commit"] == "off"
         assert after is not None
         assert after["synchronous_commit"] == "on"
+
+
+class TestReplayIsTheFirstAnswer:
+    """An Idempotency-Key's replay is the first answer byte for byte, headers included,
+    but for ``Idempotent-Replayed``."""
+
+    @staticmethod
+    def _headers(response: httpx.Response) -> dict[str, str]:
+        # Per request, not per answer: when and by what it was sent, and its id.
+        ignored = {"date", "server", "x-request-id", "idempotent-replayed"}
+        return {k: v for k, v in response.headers.items() if k not in ignored}
+
+    async def _replayed(
+        self, palisade: Palisade, key: str, body: dict[str, Any], status: int
+    ) -> None:
+        first = await start(palisade, key, body, idempotency_key=f"replay-{status}")
+        assert first.status_code == status, first.text
+        again = await start(palisade, key, body, idempotency_key=f"replay-{status}")
+        assert again.headers["idempotent-replayed"] == "true"
+        assert "idempotent-replayed" not in first.headers
+        assert again.status_code == first.status_code
+        assert again.content == first.content
+        assert self._headers(again) == self._headers(first)
+
+    async def test_a_start(self, palisade: Palisade) -> None:
+        key, _ = await setup_tenant(palisade)
+        await self._replayed(palisade, key, {"profile": "voices"}, 201)
+
+    async def test_tavus_at_capacity(self, palisade: Palisade, simulator: SimulatorHandle) -> None:
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault("conversation.create", ErrorFault(preset="concurrency_limit"))
+        await self._replayed(palisade, key, {"profile": "voices"}, 503)
+
+    async def test_tavus_refusing(self, palisade: Palisade, simulator: SimulatorHandle) -> None:
+        key, _ = await setup_tenant(palisade)
+        simulator.sim.add_fault(
+            "conversation.create", ErrorFault(status=400, body={"error": "bad face"})
+        )
+        await self._replayed(palisade, key, {"profile": "voices"}, 502)
+
+    async def test_refusals_before_tavus_are_not_stored(self, palisade: Palisade) -> None:
+        # 422 (the request) and 429 (the tenant's cap) are decided before anything is
+        # sent to Tavus: a retry is answered afresh, so it can succeed once fixed.
+        key, _ = await setup_tenant(palisade, cap=1)
+        unknown = await start(palisade, key, {"profile": "nope"}, idempotency_key="k-422")
+        assert unknown.status_code == 422
+        first = await start(palisade, key, {"profile": "coach"})
+        assert first.status_code == 201
+        full = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-429")
+        assert full.status_code == 429
+        await palisade.as_tenant(key, "POST", f"/sessions/{first.json()['id']}/end")
+        simulator_free = await start(palisade, key, {"profile": "voices"}, idempotency_key="k-429")
+        assert simulator_free.status_code in (201, 429)
+        assert "idempotent-replayed" not in simulator_free.headers
