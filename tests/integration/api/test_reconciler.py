@@ -103,9 +103,13 @@ class TestDeadline:
             return simulator.sim.conversation(session["conversation_id"]).status == "ended"
 
         await until(ended_on_tavus, within=15, message="the conversation was ended on Tavus")
-        assert (await palisade.as_tenant(key, "GET", f"/sessions/{session['id']}")).json()[
-            "status"
-        ] in ("ending", "ended")
+
+        async def ending() -> bool:
+            read = await palisade.as_tenant(key, "GET", f"/sessions/{session['id']}")
+            return bool(read.json()["status"] in ("ending", "ended"))
+
+        # The end is recorded once Tavus has answered it.
+        await until(ending, within=15, message="the session is ending")
         simulator.sim.clear_faults("conversation.get")
         ended = await wait_status(palisade, key, session["id"], "ended", cleanup="done")
         assert ended["end_reason"] == "deadline_exceeded"
