@@ -23,6 +23,8 @@ from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.authentication import ApiKeyAuthenticator
 from app.domain.tenants.pals import TavusPalDirectory
+from app.observability import metrics
+from app.observability.redaction import remember_secret
 from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.settings import SIMULATOR_API_KEY, Settings
@@ -78,6 +80,8 @@ async def open_runtime(
         retry=tavus_retry or DEFAULT_RETRY_POLICY,
         timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
         max_lookup_pages=settings.tavus_lookup_max_pages,
+        observe=metrics.tavus_attempt,
+        on_key=remember_secret,
     )
     sessionmaker = create_sessionmaker(engine)
     autocommit = create_autocommit_sessionmaker(engine)

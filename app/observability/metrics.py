@@ -14,7 +14,6 @@ across workers.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import os
@@ -23,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
 from prometheus_client import (
@@ -36,11 +35,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.repositories.pool import PoolRepository
-from app.db.repositories.sessions import SessionRepository
-from app.domain.sessions.states import Status, status_of
 from app.observability.logging import get_logger
 from app.tavus.errors import TavusError
 from app.tavus.operations import Operation
@@ -308,11 +303,8 @@ def warm_pool_refilled(seconds: float) -> None:
     WARM_POOL_REFILL_DURATION.observe(seconds)
 
 
-# --- read from the database at scrape time -------------------------------------------------
+# --- read from the database at scrape time (app.domain.gauges) ----------------------------
 
-# Terminal sessions are counted over a window: the whole history would grow without bound.
-TERMINAL_WINDOW = timedelta(hours=24)
-STATS_TIMEOUT_SECONDS = 2.0
 
 # Refreshed from the database just before each scrape is rendered. With several workers,
 # "mostrecent" exposes the value of the latest read (by whichever worker answered the
@@ -342,25 +334,17 @@ WARM_POOL_PALS = Gauge(
     ["tenant", "profile", "state"],
     multiprocess_mode="mostrecent",
 )
-WARM_POOL_STATES = ("creating", "ready", "deleting")
 # Series this process has written: one that disappears (a pool removed) is set to 0.
 _pool_series: set[tuple[str, str, str]] = set()
 
 
-async def refresh_pool_gauges(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Read the pool gauge from the database (NaN when it does not answer in time)."""
-    try:
-        async with asyncio.timeout(STATS_TIMEOUT_SECONDS), sessionmaker() as db:
-            repo = PoolRepository(db)
-            counts = await repo.counts()
-            pooled = await repo.pooled_profile_names()
-    except Exception as exc:
-        logger.warning("pool gauges unavailable", error=type(exc).__name__)
+def set_pool_gauges(current: Mapping[tuple[str, str, str], int] | None) -> None:
+    """Set the pool gauge to ``current`` counts (tenant, profile, state); None: unknown
+    now (NaN), so that a stale count is never mistaken for a current one."""
+    if current is None:
         for series in _pool_series:
             WARM_POOL_PALS.labels(*series).set(math.nan)
         return
-    current = {(t, p, state): 0 for t, p in pooled for state in WARM_POOL_STATES}
-    current.update(counts)
     for series in _pool_series - set(current):
         WARM_POOL_PALS.labels(*series).set(0)
     for series, count in current.items():
@@ -368,26 +352,14 @@ async def refresh_pool_gauges(sessionmaker: async_sessionmaker[AsyncSession]) ->
     _pool_series.update(current)
 
 
-async def refresh_session_gauges(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Read the session gauges from the database; NaN when it does not answer in time,
-    so that a stale count is never mistaken for a current one."""
-    try:
-        async with asyncio.timeout(STATS_TIMEOUT_SECONDS), sessionmaker() as db:
-            counts = await SessionRepository(db).counts(ended_within=TERMINAL_WINDOW)
-    except Exception as exc:
-        logger.warning("session gauges unavailable", error=type(exc).__name__)
-        for status in Status:
-            SESSIONS.labels(status.value).set(math.nan)
-        CLEANUP_BACKLOG.set(math.nan)
-        CLEANUP_OLDEST_PENDING.set(math.nan)
-        return
-    by_status = dict.fromkeys(Status, 0)
-    for state, count in counts.by_state.items():
-        by_status[status_of(state)] += count
+def set_session_gauges(
+    by_status: Mapping[str, float], backlog: float, oldest_pending: float
+) -> None:
+    """Set the session gauges (NaN for a figure unknown now)."""
     for status, count in by_status.items():
-        SESSIONS.labels(status.value).set(count)
-    CLEANUP_BACKLOG.set(counts.cleanup_backlog)
-    CLEANUP_OLDEST_PENDING.set(counts.oldest_cleanup_age)
+        SESSIONS.labels(status).set(count)
+    CLEANUP_BACKLOG.set(backlog)
+    CLEANUP_OLDEST_PENDING.set(oldest_pending)
 
 
 def multiprocess_enabled() -> bool:

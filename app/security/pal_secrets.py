@@ -1,7 +1,7 @@
 """Credentials inside PAL bodies: sealed at rest, redacted in views, clear only for Tavus.
 
 A PAL body may carry a provider's key or an LLM's authenticating headers, at the paths
-of :data:`~app.domain.profiles.paths.CREDENTIAL_PATHS`. Wherever Palisade stores such a
+of :data:`CREDENTIAL_PATHS`. Wherever Palisade stores such a
 body (a session's request and plan, a profile's template and warm-pool variants), each
 credential is replaced by ``{"$sealed": "<Fernet token>"}``, encrypted by the
 :class:`~app.security.secret_box.SecretBox` that seals tenants' Tavus keys, so a resumed
@@ -19,11 +19,17 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from app.domain.profiles.paths import CREDENTIAL_PATHS
 from app.observability.redaction import REDACTED
 from app.security.secret_box import SecretBox
 
 SEALED: Final = "$sealed"
+
+#: Where a PAL body carries credentials, ``*`` standing for any key: the ``api_key`` of
+#: every layer and every header sent to a custom LLM (``Authorization``, most often).
+CREDENTIAL_PATHS: Final[tuple[tuple[str, ...], ...]] = (
+    ("layers", "*", "api_key"),
+    ("layers", "llm", "headers", "*"),
+)
 
 # JSON objects, as stored in jsonb columns.
 Body = dict[str, Any]

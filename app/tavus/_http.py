@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Awaitable
+from typing import Final, Protocol, TypeVar
 
 import httpx
 from pydantic import JsonValue, SecretStr
 
-from app.observability import metrics
 from app.tavus.errors import TavusError, error_from_response, error_from_transport
 from app.tavus.operations import Operation
 from app.tavus.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ExchangeObserver(Protocol):
+    """Sees every exchange with Tavus (each retry on its own): metrics, traces."""
+
+    def __call__(self, operation: Operation, exchange: Awaitable[T]) -> Awaitable[T]: ...
+
+
+def _unobserved(operation: Operation, exchange: Awaitable[T]) -> Awaitable[T]:
+    return exchange
+
 
 DEFAULT_BASE_URL: Final = "https://tavusapi.com"
 # Connect and pool waits fail fast (nothing was sent, so they are safe to retry); the
@@ -31,6 +44,7 @@ class TavusHTTP:
         base_url: str = DEFAULT_BASE_URL,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy,
+        observe: ExchangeObserver | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -39,9 +53,16 @@ class TavusHTTP:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
+        self.observe: ExchangeObserver = observe or _unobserved
 
     def with_retry(self, retry: RetryPolicy) -> TavusHTTP:
-        return TavusHTTP(self.http, base_url=self.base_url, timeout=self.timeout, retry=retry)
+        return TavusHTTP(
+            self.http,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            retry=retry,
+            observe=self.observe,
+        )
 
     async def request(
         self,
@@ -57,7 +78,7 @@ class TavusHTTP:
 
         async def attempt() -> httpx.Response:
             exchange = self._send_once(operation, api_key, method, path, params, json)
-            return await metrics.tavus_attempt(operation, exchange)
+            return await self.observe(operation, exchange)
 
         return await self.retry.run(operation.kind, attempt)
 

@@ -12,8 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
-from app.observability.redaction import remember_secret
-from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, TavusHTTP
+from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ExchangeObserver, TavusHTTP
 from app.tavus.errors import TavusNotFound, unexpected_response
 from app.tavus.listing import find_one
 from app.tavus.models import (
@@ -54,11 +53,22 @@ class TavusClient:
         retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_lookup_pages: int = DEFAULT_MAX_LOOKUP_PAGES,
+        observe: ExchangeObserver | None = None,
+        on_key: Callable[[str], None] | None = None,
     ) -> None:
+        """``observe`` sees each exchange (metrics); ``on_key`` is given each API key the
+        client (or a view of it) uses, so that logs can mask it."""
         if page_size < 1 or max_lookup_pages < 1:
             raise ValueError("page_size and max_lookup_pages must be at least 1")
-        self._transport = TavusHTTP(http, base_url=base_url, timeout=timeout, retry=retry)
-        self._api_key = _secret(api_key)
+        self._transport = TavusHTTP(
+            http,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            observe=observe,
+        )
+        self._on_key = on_key
+        self._api_key = self._secret(api_key)
         self._page_size = page_size
         self._max_lookup_pages = max_lookup_pages
 
@@ -73,7 +83,7 @@ class TavusClient:
     def with_api_key(self, api_key: str | SecretStr) -> TavusClient:
         """Return a view using another Tavus key (a tenant's) over the same connection pool."""
         view = copy.copy(self)
-        view._api_key = _secret(api_key)
+        view._api_key = self._secret(api_key)
         return view
 
     def with_retry_policy(self, retry: RetryPolicy) -> TavusClient:
@@ -242,16 +252,16 @@ class TavusClient:
             operation, self._api_key, method, path, params=params, json=json
         )
 
+    def _secret(self, api_key: str | SecretStr) -> SecretStr:
+        secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        if not secret.get_secret_value().strip():
+            raise ValueError("a Tavus API key is required")
+        if self._on_key is not None:
+            self._on_key(secret.get_secret_value())
+        return secret
+
     def _limit(self, limit: int | None) -> int:
         return self._page_size if limit is None else limit
-
-
-def _secret(api_key: str | SecretStr) -> SecretStr:
-    secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-    if not secret.get_secret_value().strip():
-        raise ValueError("a Tavus API key is required")
-    remember_secret(secret.get_secret_value())
-    return secret
 
 
 def _segment(identifier: str) -> str:

@@ -172,16 +172,6 @@ PAL_BODY: Final = _obj(
 )
 
 
-#: Where a PAL body carries credentials, ``*`` standing for any key: the ``api_key`` of
-#: every layer and every header sent to a custom LLM (``Authorization``, most often).
-#: Wherever Palisade stores a PAL body they are sealed, and every view redacts them
-#: (:mod:`app.security.pal_secrets`).
-CREDENTIAL_PATHS: Final[tuple[tuple[str, ...], ...]] = (
-    ("layers", "*", "api_key"),
-    ("layers", "llm", "headers", "*"),
-)
-
-
 def split_path(path: str) -> tuple[str, ...]:
     """Split a dotted path into segments; ``""`` or an empty segment gives ``()``."""
     segments = tuple(path.split("."))
