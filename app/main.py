@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 import app
 from app.api import health, metrics, problems, sessions, tenants, webhooks
 from app.api.middleware import BodySizeLimit
+from app.domain.leased_loop import LeasedLoop
 from app.domain.sessions.sweep import sweep_if_alone
 from app.observability.http import RequestObservability
 from app.observability.logging import configure_logging
@@ -37,8 +38,16 @@ async def background_work(runtime: Runtime) -> AsyncIterator[None]:
         return
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(runtime.reconciler.run(stop), name="reconciler"),
-        asyncio.create_task(runtime.warm_pool.run(stop), name="warm-pool"),
+        asyncio.create_task(
+            LeasedLoop(runtime.reconciler, runtime.reconciler.config.loop).run(stop),
+            name="reconciler",
+        ),
+        asyncio.create_task(
+            LeasedLoop(
+                runtime.warm_pool, runtime.warm_pool.config.loop, wake=runtime.warm_pool.wake
+            ).run(stop),
+            name="warm-pool",
+        ),
     ]
     if runtime.settings.sweep_interval_seconds > 0:
         tasks.append(asyncio.create_task(periodic_sweep(runtime, stop), name="sweep"))

@@ -40,14 +40,13 @@ template Tavus refuses is not retried in a tight loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -59,6 +58,7 @@ from app.db.raw import RawConnections
 from app.db.repositories.pool import CREATING, DELETING, READY, PoolRepository
 from app.db.repositories.tenants import TenantRepository
 from app.domain.accounts import TavusAccounts
+from app.domain.leased_loop import Backoff, LoopConfig, utcnow
 from app.domain.pool.claim import claim_pooled_pal
 from app.domain.profiles.schemas import Profile
 from app.domain.profiles.warm_pool import PoolKey, plan_pool
@@ -89,10 +89,9 @@ class WarmPoolConfig:
     # How long an unfinished pass may go on at shutdown.
     drain_timeout: timedelta = timedelta(seconds=10)
 
-
-def backoff(config: WarmPoolConfig, attempts: int) -> timedelta:
-    seconds = config.backoff_base.total_seconds() * (2 ** min(max(attempts - 1, 0), 16))
-    return timedelta(seconds=min(seconds, config.backoff_max.total_seconds()))
+    @property
+    def loop(self) -> LoopConfig:
+        return LoopConfig(tick=self.tick, batch=self.batch, drain_timeout=self.drain_timeout)
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,12 @@ class _Create:
     key: KeyId
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+_now = utcnow
 
 
 class WarmPool:
+    name = "warm pool"
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -140,7 +140,9 @@ class WarmPool:
         self.owner = owner
         self.config = config or WarmPoolConfig()
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
-        self._wake = asyncio.Event()
+        # Set when a start took a PAL: the next pass refills at once (``LeasedLoop``).
+        self.wake = asyncio.Event()
+        self.backoff = Backoff(self.config.backoff_base, self.config.backoff_max)
         # Keys whose last create failed: attempts, and when to try again.
         self._failures: dict[KeyId, tuple[int, datetime]] = {}
         # (tenant, profile) with a pool, and when that was read (monotonic clock).
@@ -167,7 +169,7 @@ class WarmPool:
         )
         metrics.warm_pool_claim(row.tenant_id, row.profile, hit=claimed is not None)
         if claimed is not None:
-            self._wake.set()
+            self.wake.set()
         return claimed
 
     async def _pooled_profiles(self) -> frozenset[tuple[str, str]]:
@@ -183,61 +185,16 @@ class WarmPool:
         self._pooled = frozenset(names)
         self._pooled_read_at = time.monotonic()
 
-    # --- running ---------------------------------------------------------------------------
+    # --- running (app.domain.leased_loop) ------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Pass after pass until ``stop`` is set; then hand back every lease."""
-        try:
-            while not stop.is_set():
-                self._wake.clear()
-                if not await self._pass_unless_stopped(stop):
-                    return
-                waits = [
-                    asyncio.ensure_future(stop.wait()),
-                    asyncio.ensure_future(self._wake.wait()),
-                ]
-                try:
-                    await asyncio.wait(
-                        waits,
-                        timeout=self.config.tick.total_seconds(),
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    for waiter in waits:
-                        waiter.cancel()
-        finally:
-            await self.shutdown()
-
-    async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
-        """One pass; if ``stop`` comes first, let it finish within the drain bound."""
-        work = asyncio.ensure_future(self._logged_pass())
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if work.done():
-            return True
-        await asyncio.wait({work}, timeout=self.config.drain_timeout.total_seconds())
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-        return False
-
-    async def _logged_pass(self) -> None:
-        try:
-            await self.tick()
-        except Exception:
-            logger.exception("warm pool pass failed")
-
-    async def tick(self) -> None:
+    async def tick(self) -> int:
         """One pass: settle the due rows, then refill."""
-        await self.handle_due()
+        claimed = await self.handle_due()
         await self.refill()
         self.last_success = _now()
+        return claimed
 
-    async def shutdown(self) -> None:
+    async def release(self) -> None:
         async with self.autocommit.begin() as db:
             released = await PoolRepository(db).release_claims(self.owner, _now())
         if released:
@@ -311,7 +268,7 @@ class WarmPool:
     async def _retry(self, row: PooledPal, error: TavusError, pal_id: str | None = None) -> None:
         assert row.next_check_at is not None
         lease_until = row.next_check_at
-        at = _now() + backoff(self.config, row.attempts + 1)
+        at = _now() + self.backoff.after(row.attempts + 1)
         logger.warning(
             "warm pool %s of %s failed, retried later: %s", row.state, row.pal_name, error.message
         )
@@ -460,7 +417,7 @@ class WarmPool:
 
     def _failed(self, key: KeyId) -> None:
         attempts = self._failures.get(key, (0, _now()))[0] + 1
-        self._failures[key] = (attempts, _now() + backoff(self.config, attempts))
+        self._failures[key] = (attempts, _now() + self.backoff.after(attempts))
 
     def _backing_off(self, key: KeyId, now: datetime) -> bool:
         failure = self._failures.get(key)

@@ -18,11 +18,10 @@ if they still hold the lease. What each state needs:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +31,7 @@ from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
 from app.db.session_store import EventRecord, Lease
 from app.domain.accounts import TavusAccounts
+from app.domain.leased_loop import Backoff, LoopConfig, utcnow
 from app.domain.sessions.lifecycle import ended, ending, normalise_shutdown_reason
 from app.domain.sessions.moves import Move, make_now
 from app.domain.sessions.start import StartSaga
@@ -67,17 +67,17 @@ class ReconcilerConfig:
     # How long in-flight work may take to finish on shutdown.
     drain_timeout: timedelta = timedelta(seconds=10)
 
+    @property
+    def loop(self) -> LoopConfig:
+        return LoopConfig(tick=self.tick, batch=self.batch, drain_timeout=self.drain_timeout)
 
-def backoff(config: ReconcilerConfig, attempts: int) -> timedelta:
-    seconds = config.backoff_base.total_seconds() * (2 ** min(attempts, 16))
-    return timedelta(seconds=min(seconds, config.backoff_max.total_seconds()))
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+_now = utcnow
 
 
 class Reconciler:
+    name = "reconciler"
+
     def __init__(
         self,
         connections: RawConnections,
@@ -98,26 +98,12 @@ class Reconciler:
         self.start_saga = start_saga
         self.owner = owner
         self.config = config or ReconcilerConfig()
+        self.backoff = Backoff(self.config.backoff_base, self.config.backoff_max)
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self.last_success: datetime | None = None
 
-    # --- running ---------------------------------------------------------------------
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Claim and handle due sessions until ``stop`` is set, then release claims."""
-        try:
-            while not stop.is_set():
-                try:
-                    handled = await self.tick()
-                except Exception:
-                    logger.exception("reconciler tick failed")
-                    handled = 0
-                if handled < self.config.batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.config.tick.total_seconds())
-        finally:
-            await self.shutdown()
+    # --- running (app.domain.leased_loop) ------------------------------------------------
 
     @metrics.reconciler_cycle
     async def tick(self) -> int:
@@ -158,8 +144,9 @@ class Reconciler:
                 return
             await self._guarded(row)
 
-    async def shutdown(self) -> None:
-        """Let in-flight work finish within a bound, then hand back every lease."""
+    async def release(self) -> None:
+        """Let checks started outside a pass finish within a bound, then hand back every
+        lease."""
         if self._in_flight:
             _, pending = await asyncio.wait(
                 set(self._in_flight), timeout=self.config.drain_timeout.total_seconds()
@@ -362,7 +349,7 @@ class Reconciler:
         attempts = row.attempts + 1
         return Move(
             None,
-            {"attempts": attempts, "next_check_at": _now() + backoff(self.config, attempts)},
+            {"attempts": attempts, "next_check_at": _now() + self.backoff.after(attempts)},
             EventRecord(
                 kind="tavus",
                 type=event,

@@ -42,6 +42,7 @@ from app.db.session_store import (
     SessionStore,
 )
 from app.domain.accounts import TavusAccounts
+from app.domain.leased_loop import Backoff
 from app.domain.profiles.cache import ProfileCache, StartProfile, TenantGone
 from app.domain.profiles.resolution import Resolution, resolve
 from app.domain.sessions import tags
@@ -710,7 +711,7 @@ class StartSaga:
         """
         error, what = unresolved.error, unresolved.what
         now = _now()
-        delay = min(self.ctx.lookup_settle * (2 ** min(row.attempts, 16)), UNRESOLVED_BACKOFF_MAX)
+        delay = Backoff(self.ctx.lookup_settle, UNRESOLVED_BACKOFF_MAX).after(row.attempts + 1)
         payload = _tavus_error_summary(error)
         if unresolved.lookup is not None:
             payload["lookup"] = unresolved.lookup

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
-from app.domain.pool.refill import WarmPoolConfig, _round_robin, backoff
+from app.domain.pool.refill import _round_robin
 from app.domain.sessions import tags
 
 
@@ -46,15 +45,3 @@ class TestRoundRobin:
     def test_no_room_means_nothing(self) -> None:
         assert _round_robin({("p", "a"): 2}, 0) == []
         assert _round_robin({("p", "a"): 2}, -5) == []
-
-
-def test_backoff_doubles_from_its_base_up_to_its_cap() -> None:
-    config = WarmPoolConfig(backoff_base=timedelta(seconds=2), backoff_max=timedelta(seconds=30))
-    assert [backoff(config, n).total_seconds() for n in (1, 2, 3, 4, 5, 50)] == [
-        2,
-        4,
-        8,
-        16,
-        30,
-        30,
-    ]
