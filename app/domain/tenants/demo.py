@@ -13,15 +13,18 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from app.domain.tenants import service
+from app.domain.tenants.pals import TavusPalDirectory
 from app.domain.tenants.schemas import TenantCreate, TenantUpdate
-from app.runtime import Runtime
 from app.security import api_keys
+from app.security.secret_box import SecretBox
+from app.settings import Settings
+from app.tavus.client import TavusClient
 from app.tavus.models import PalCreate
 
 DEMO_TENANT_ID = "demo"
@@ -64,7 +67,22 @@ def demo_profiles(persistent_pal_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-async def seed_demo(runtime: Runtime) -> DemoSeed:
+class DemoWorld(Protocol):
+    """What seeding needs of the process (the runtime has all of it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def tavus(self) -> TavusClient: ...
+    @property
+    def secret_box(self) -> SecretBox: ...
+    @property
+    def pals(self) -> TavusPalDirectory: ...
+
+
+async def seed_demo(runtime: DemoWorld) -> DemoSeed:
     """Create (or refresh) the demo tenant, with the data directory's API key for it.
 
     The simulator forgets everything when it stops, so the persistent PAL is created anew
