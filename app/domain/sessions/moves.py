@@ -65,7 +65,7 @@ def image_after(row: Session, move: Move) -> Session:
 
 
 async def make(
-    store: SessionStore,
+    via: SessionStore | RawConnections,
     row: Session,
     move: Move,
     *,
@@ -76,14 +76,29 @@ async def make(
 ) -> Session | None:
     """Make ``move`` on the session ``row`` is an image of: the session as the move left
     it, or None when it no longer matches (its state moved on, or, with a ``lease``,
-    another process holds it now). ``row``'s state must allow the move."""
+    another process holds it now). ``row``'s state must allow the move.
+
+    ``via`` a store: the move joins what runs on its connection (a transaction);
+    ``via`` the pool's connections: it commits by itself.
+    """
+    if isinstance(via, RawConnections):
+        async with via.connect() as connection:
+            return await make(
+                SessionStore(connection),
+                row,
+                move,
+                lease=lease,
+                answer=answer,
+                key_locked_until=key_locked_until,
+                wait_for_disk=wait_for_disk,
+            )
     changes = dict(move.changes)
     from_states = None
     if move.target is not None:
         check_move(State(row.state), move.target)
         from_states = sources_of(move.target)
         changes["state"] = move.target
-    moved = await store.move(
+    moved = await via.move(
         row.id,
         lease=lease,
         from_states=from_states,
@@ -101,26 +116,3 @@ async def make(
     if move.then is not None:
         move.then(image)
     return image
-
-
-async def make_now(
-    connections: RawConnections,
-    row: Session,
-    move: Move,
-    *,
-    lease: Lease | None,
-    answer: Rendered | None = None,
-    key_locked_until: datetime | None = None,
-    wait_for_disk: bool = True,
-) -> Session | None:
-    """``make`` on a connection of its own: the move commits by itself."""
-    async with connections.connect() as connection:
-        return await make(
-            SessionStore(connection),
-            row,
-            move,
-            lease=lease,
-            answer=answer,
-            key_locked_until=key_locked_until,
-            wait_for_disk=wait_for_disk,
-        )

@@ -33,7 +33,7 @@ from app.db.session_store import EventRecord, Lease
 from app.domain.accounts import TavusAccounts
 from app.domain.leased_loop import Backoff, LoopConfig, utcnow
 from app.domain.sessions.lifecycle import ended, ending, normalise_shutdown_reason
-from app.domain.sessions.moves import Move, make_now
+from app.domain.sessions.moves import Move, make
 from app.domain.sessions.start import StartSaga
 from app.domain.sessions.states import Cleanup, State
 from app.domain.sessions.webhooks import JOINED_EVENTS, SHUTDOWN_EVENT
@@ -193,7 +193,7 @@ class Reconciler:
         # neither apply its outcome nor release the newer one.
         lease = Lease(self.owner, row.next_check_at)
         released = move.with_changes(claimed_by=None)
-        if await make_now(self.connections, row, released, lease=lease) is None:
+        if await make(self.connections, row, released, lease=lease) is None:
             logger.info("claim on session %s was taken over; result dropped", row.id)
 
     # --- handlers (Tavus calls happen here, outside transactions) ---------------------

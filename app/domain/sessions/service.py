@@ -19,7 +19,7 @@ from app.domain.sessions.cursors import (
 )
 from app.domain.sessions.errors import SessionNotEndable, SessionNotFound
 from app.domain.sessions.lifecycle import ending
-from app.domain.sessions.moves import make_now
+from app.domain.sessions.moves import make
 from app.domain.sessions.states import STATES_OF, State, Status
 from app.domain.sessions.views import (
     SessionEventList,
@@ -115,7 +115,7 @@ async def end_session(
     now = datetime.now(UTC)
     # Asked for by the client, this end supersedes any claim the reconciler holds.
     move = ending("ended_by_client", now=now, recheck_at=now + confirm_after)
-    moved = await make_now(connections, row, move.with_changes(claimed_by=None), lease=None)
+    moved = await make(connections, row, move.with_changes(claimed_by=None), lease=None)
     if moved is None:
         # It moved on meanwhile (a webhook's end confirmed, or another end): as it is now.
         async with sessionmaker() as db:

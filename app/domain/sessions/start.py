@@ -52,7 +52,7 @@ from app.domain.sessions.errors import (
     ProfileChanging,
     TenantConcurrencyLimit,
 )
-from app.domain.sessions.moves import LeaseLost, Move, image_after, make_now, transition
+from app.domain.sessions.moves import LeaseLost, Move, image_after, make, transition
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State
 from app.domain.sessions.views import SessionPublic, session_view
@@ -607,7 +607,7 @@ class StartSaga:
         move = transition(target, payload, **changes) if target is not None else None
         move = move or Move(None, changes, event)
         stored = answer(image_after(row, move)) if answer is not None else None
-        moved = await make_now(
+        moved = await make(
             self.ctx.connections,
             row,
             move,
