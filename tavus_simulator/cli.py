@@ -56,12 +56,8 @@ def parser(prog: str = "python -m tavus_simulator") -> argparse.ArgumentParser:
     )
     p.add_argument("--pal-get-shape", choices=["flat", "wrapped"], default="flat")
     p.add_argument("--conversation-get-shape", choices=["flat", "wrapped"], default="flat")
-    p.add_argument(
-        "--list-order", choices=["newest_first", "oldest_first"], default="newest_first"
-    )
-    p.add_argument(
-        "--list-max-limit", type=int, default=None, help="most items a list page holds"
-    )
+    p.add_argument("--list-order", choices=["newest_first", "oldest_first"], default="newest_first")
+    p.add_argument("--list-max-limit", type=int, default=None, help="most items a list page holds")
     p.add_argument(
         "--list-page-ignored-after",
         type=int,

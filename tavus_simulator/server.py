@@ -57,7 +57,7 @@ def build_server(
     logging set-up.
     """
     uv_config = uvicorn.Config(
-        create_app(config),
+        create_app,
         host=host,
         port=port,
         loop="auto",
@@ -72,6 +72,9 @@ def build_server(
         # ReadError, an outcome-unknown create.
         timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
     )
+    # After uvicorn.Config, which sets logging up: what building the app logs (the state
+    # it restored) is formatted as configured.
+    uv_config.app = create_app(config)
     # After uvicorn.Config, which (re)configures uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
     return _Server(uv_config)
