@@ -19,11 +19,11 @@ from app.settings import Settings, SettingsError, is_loopback_host
 logger = logging.getLogger("palisade")
 
 EMBEDDED_DATABASE = "palisade"
-# What `palisade serve` needs beyond the image's dependencies to run with nothing else on
-# the machine (docs/dependencies.md).
-LOCAL_INSTALL = (
-    "`pip install -r requirements/local.txt` in a source checkout, "
-    "or `pip install 'palisade[local]'`"
+# Neither the embedded PostgreSQL nor the Tavus simulator is in the production image; a
+# source checkout set up as the README says has both (docs/dependencies.md).
+NOT_IN_THE_IMAGE = (
+    "the production image leaves it out; a source checkout set up as the README says "
+    "(`pip install -r requirements/local.txt && pip install --no-deps -e .`) has it"
 )
 
 
@@ -82,8 +82,8 @@ def database(settings: Settings) -> Iterator[str]:
         return
     if not embedded.is_installed():
         raise fail(
-            "DATABASE_URL is unset and the embedded PostgreSQL is not installed: "
-            f"install it with {LOCAL_INSTALL}, or set DATABASE_URL"
+            "DATABASE_URL is unset and the embedded PostgreSQL is not installed "
+            f"({NOT_IN_THE_IMAGE}): set DATABASE_URL"
         )
     server = EmbeddedPostgres(settings.embedded_pgdata)
     server.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import typer
 
-from app.cli.base import LOCAL_INSTALL, fail
+from app.cli.base import NOT_IN_THE_IMAGE, fail
 from app.domain.tenants.demo import demo_banner, demo_simulator_pal, seed_demo
 from app.observability.logging import child_logging_config
 from app.runtime import open_runtime
@@ -93,7 +93,7 @@ def simulator_process(settings: Settings, port: int) -> Iterator[str]:
     if not simulator_installed():
         raise fail(
             "TAVUS_API_KEY is unset and the Tavus simulator, which stands in for Tavus then, "
-            f"is not installed: install it with {LOCAL_INSTALL}, or set TAVUS_API_KEY"
+            f"is not installed ({NOT_IN_THE_IMAGE}): set TAVUS_API_KEY"
         )
     banner = (
         "TAVUS_API_KEY is unset: using the built-in Tavus SIMULATOR on "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli.base import LOCAL_INSTALL, fail
+from app.cli.base import NOT_IN_THE_IMAGE, fail
 
 
 def simulator(ctx: typer.Context) -> None:
@@ -12,7 +12,5 @@ def simulator(ctx: typer.Context) -> None:
     try:
         from tavus_simulator.cli import main
     except ModuleNotFoundError:
-        raise fail(
-            f"the Tavus simulator is not installed: install it with {LOCAL_INSTALL}"
-        ) from None
+        raise fail(f"the Tavus simulator is not installed ({NOT_IN_THE_IMAGE})") from None
     main(ctx.args, prog="palisade simulator")
