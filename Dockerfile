@@ -4,6 +4,10 @@
 #   docker build -t palisade:0.1.0 --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
 # The default command serves the API on :8000; run `migrate`, `worker`, `sweep`, ... instead
 # by passing them as the command (the entrypoint is `palisade`).
+# It holds neither the Tavus simulator nor the embedded PostgreSQL: production serves an
+# external database and Tavus. The `simulator` target is the simulator's own image, for
+# trying the stack without a Tavus account (docker-compose.yml's simulator profile):
+#   docker build --target simulator -t palisade-simulator:local .
 
 # --- build: Palisade and its runtime dependencies, installed into a venv ------------------
 FROM python:3.11.11-slim-bookworm AS build
@@ -18,10 +22,37 @@ RUN python -m venv /opt/venv
 # no compiler is needed. pip writes the bytecode here, so the read-only runtime never needs to.
 COPY requirements/runtime.txt ./requirements/
 RUN /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
-# Then Palisade itself, with nothing more: only what the package build reads (see .dockerignore).
+# Then Palisade itself, with nothing more: only what the package build reads (see .dockerignore),
+# and of the packages only `app`, so the build leaves the Tavus simulator out.
 COPY pyproject.toml README.md ./
 COPY app ./app
 RUN /opt/venv/bin/pip install --no-deps .
+
+# --- simulator-build: the same, with the Tavus simulator package beside `app` ------------
+FROM build AS simulator-build
+COPY tavus_simulator ./tavus_simulator
+RUN /opt/venv/bin/pip install --no-deps .
+
+# --- simulator: the Tavus simulator alone, as `palisade simulator` (not the default target) -
+FROM python:3.11.11-slim-bookworm AS simulator
+LABEL org.opencontainers.image.title="palisade-simulator" \
+      org.opencontainers.image.description="Fault-injectable Tavus API simulator, for trying Palisade without a Tavus account; never for production." \
+      org.opencontainers.image.licenses="Proprietary" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11.11-slim-bookworm"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 palisade \
+    && useradd --system --uid 10001 --gid palisade --no-log-init \
+        --no-create-home --shell /usr/sbin/nologin palisade
+COPY --from=simulator-build /opt/venv /opt/venv
+USER 10001:10001
+EXPOSE 8100
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=10 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8100/_sim/healthz', timeout=2).status != 200)"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["palisade"]
+CMD ["simulator", "--host", "0.0.0.0", "--port", "8100"]
 
 # --- runtime: the venv, the migrations, a non-root user; no build tools -------------------
 FROM python:3.11.11-slim-bookworm AS runtime

@@ -121,7 +121,7 @@ def main() -> None:
 
     port = free_port()
     base_url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "app.tavus.simulator", "--host", HOST, "--port", str(port)]
+    command = [sys.executable, "-m", "tavus_simulator", "--host", HOST, "--port", str(port)]
     with (
         tempfile.TemporaryDirectory(prefix="palisade-bench-") as tmp,
         running(command, clean_env(), Path(tmp), log := Path(tmp) / "simulator.log") as server,

@@ -15,10 +15,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.tenants.demo import DEMO_FACE_ID, DEMO_PROMPT, demo_profiles
-from app.tavus.simulator.faults import API_OPERATIONS, LatencyFault
 from bench import rows
 from bench.database import BenchDatabase, with_connection
 from bench.monitor import ProcessMonitor
+from tavus_simulator.faults import API_OPERATIONS, LatencyFault
 from tests.support.processes import clean_env, free_port, palisade, running, wait_ready
 
 T = TypeVar("T")

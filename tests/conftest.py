@@ -25,7 +25,7 @@ from app.db.embedded import EmbeddedPostgres
 from app.db.engine import create_engine
 from app.main import create_app
 from app.settings import Mode, Settings, normalise_database_url
-from app.tavus.simulator import SimulatorConfig
+from tavus_simulator import SimulatorConfig
 from tests.support import databases
 from tests.support.processes import free_port
 from tests.support.stack import (

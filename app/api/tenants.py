@@ -16,7 +16,7 @@ from app.domain.tenants.check import ProfileCheck
 from app.domain.tenants.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
-    ApiKeyPublic,
+    ApiKeyPage,
     TenantCreate,
     TenantPage,
     TenantPublic,
@@ -86,10 +86,23 @@ async def create_api_key(
     )
 
 
-@router.get("/{tenant_id}/api-keys", responses={**_ERRORS, **_NOT_FOUND})
-async def list_api_keys(tenant_id: StorableStr, session: DbSession) -> list[ApiKeyPublic]:
-    """List the tenant's keys (prefixes only)."""
-    return await tenant_service.list_api_keys(session, tenant_id)
+@router.get(
+    "/{tenant_id}/api-keys",
+    responses={
+        **_ERRORS,
+        **_NOT_FOUND,
+        400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"},
+    },
+)
+async def list_api_keys(
+    tenant_id: StorableStr,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[StorableStr | None, Query(max_length=64)] = None,
+) -> ApiKeyPage:
+    """List the tenant's keys in the order they were issued, revoked ones included
+    (prefixes only), a page at a time (pass `next_cursor` back)."""
+    return await tenant_service.list_api_keys(session, tenant_id, limit=limit, cursor=cursor)
 
 
 @router.delete(

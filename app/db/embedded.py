@@ -6,6 +6,7 @@ socket inside the data directory, so nothing else on the machine is disturbed.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
+
+
+def is_installed() -> bool:
+    """Whether the ``pgserver`` wheel is there: it is not in the production image."""
+    return importlib.util.find_spec("pgserver") is not None
 
 
 class EmbeddedPostgres:

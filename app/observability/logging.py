@@ -141,6 +141,41 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     )
 
 
+def child_logging_config(settings: Settings) -> dict[str, Any]:
+    """``configure_logging`` as ``logging.config`` settings, for a process Palisade starts
+    (the Tavus simulator) so that its lines reach the same stderr in the same format."""
+    level = settings.log_level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "palisade": {
+                "()": f"{__name__}.formatter",
+                "json": not settings.is_dev,
+                "colors": _is_tty(sys.stderr),
+            }
+        },
+        "handlers": {
+            "palisade": {
+                "class": "logging.StreamHandler",
+                "formatter": "palisade",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["palisade"], "level": level},
+        "loggers": {
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in (*UVICORN_LOGGERS, UVICORN_ACCESS_LOGGER)
+            },
+            **{
+                name: {"level": logging.getLevelName(max(logging.getLevelName(level), quiet))}
+                for name, quiet in QUIET_LOGGERS.items()
+            },
+        },
+    }
+
+
 def _is_tty(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -135,5 +136,54 @@ def test_dev_mode_binds_every_interface_when_told_to(
         log = tmp_path / "worker.log"
         with running(command, env, tmp_path, log) as process:
             wait_ready(f"http://127.0.0.1:{port}/readyz", process, log)
+    finally:
+        asyncio.run(databases.drop_database(postgres_server_url, name))
+
+
+def _as_in_the_image(*args: str) -> list[str]:
+    """`palisade ARGS` where, as in the production image, neither the embedded PostgreSQL
+    nor the Tavus simulator is installed."""
+    hide = "import sys; sys.modules['pgserver'] = sys.modules['tavus_simulator'] = None"
+    run = "from app.cli import main; sys.argv = ['palisade', *sys.argv[1:]]; main()"
+    return [sys.executable, "-c", f"{hide}; {run}", *args]
+
+
+def test_without_the_embedded_postgres_serve_says_what_to_set(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _as_in_the_image("serve", "--port", str(free_port())),
+        env=clean_env({"PALISADE_DATA_DIR": str(tmp_path / "data")}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "embedded PostgreSQL is not installed" in line
+    assert "DATABASE_URL" in line
+    assert "requirements/local.txt" in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_the_simulator_serve_and_simulator_say_so(
+    tmp_path: Path, postgres_server_url: str
+) -> None:
+    name = databases.unique_name("palisade_no_simulator")
+    url = asyncio.run(databases.create_migrated_database(postgres_server_url, name))
+    try:
+        env = clean_env({"DATABASE_URL": url, "PALISADE_MODE": "dev"})
+        for args in (("serve", "--port", str(free_port())), ("simulator", "--port", "1")):
+            result = subprocess.run(
+                _as_in_the_image(*args),
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2, result.stderr
+            [line] = [line for line in result.stderr.splitlines() if line.strip()]
+            assert "Tavus simulator" in line
+            assert "not installed" in line
     finally:
         asyncio.run(databases.drop_database(postgres_server_url, name))

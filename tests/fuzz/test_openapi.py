@@ -112,7 +112,7 @@ async def test_operation_conforms_to_its_documentation(
     session = await start(palisade, tenant_key, {"profile": "voices"})
     assert session.status_code == 201, session.text
     session_id: str = session.json()["id"]
-    keys = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+    keys = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()["items"]
     known = {
         "tenant_id": "acme",
         "name": "voices",

@@ -44,14 +44,14 @@ from app.domain.sessions import tags
 from app.domain.sessions.reconcile import Reconciler
 from app.domain.sessions.states import TERMINAL, State, can_move, status_of
 from app.domain.sessions.sweep import sweep
-from app.tavus.simulator import (
+from tavus_simulator import (
     DropFault,
     DuplicateFault,
     ErrorFault,
     HangFault,
     SucceedThenDropFault,
 )
-from app.tavus.simulator.faults import Fault
+from tavus_simulator.faults import Fault
 from tests.conftest import TRUNCATE_ALL, PalisadeFactory
 from tests.fuzz import budget
 from tests.fuzz.loop_bridge import LoopBridge, in_worker_thread

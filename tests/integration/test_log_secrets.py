@@ -16,7 +16,7 @@ import pytest
 from app.observability.logging import UVICORN_ACCESS_LOGGER
 from app.settings import Mode
 from app.tavus.models import PalCreate
-from app.tavus.simulator import ErrorFault
+from tavus_simulator import ErrorFault
 from tests.conftest import PalisadeFactory
 from tests.integration.api import test_pal_credentials as credentials
 from tests.integration.api.test_sessions import setup_tenant, start

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.tavus.simulator import ErrorFault
+from tavus_simulator import ErrorFault
 from tests.conftest import PalisadeFactory
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import wait_status

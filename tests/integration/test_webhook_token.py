@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from app.observability.logging import UVICORN_ACCESS_LOGGER
 from app.settings import Mode
-from app.tavus.simulator import DropFault
+from tavus_simulator import DropFault
 from tests.conftest import PalisadeFactory
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import callback, wait_status

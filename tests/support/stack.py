@@ -16,8 +16,8 @@ from app.main import create_app
 from app.runtime import Runtime
 from app.settings import DEV_ADMIN_TOKEN, HTTP_KEEP_ALIVE_SECONDS, Settings
 from app.tavus.retry import RetryPolicy
-from app.tavus.simulator import Simulator, SimulatorConfig, build_server
-from app.tavus.simulator.app import SimulatorApp
+from tavus_simulator import Simulator, SimulatorConfig, build_server
+from tavus_simulator.app import SimulatorApp
 from tests.support.processes import free_port
 from tests.support.wait import until
 

@@ -23,6 +23,7 @@ from pydantic import AliasChoices
 from app.cli import cli
 from app.observability import metrics
 from app.settings import Settings
+from tavus_simulator.cli import parser as simulator_parser
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -147,6 +148,13 @@ def check_palisade_args(args: list[str]) -> None:
         assert words, f"`palisade {' '.join(args)}`: a sub-command is missing"
         assert words[0] in command.commands, f"`palisade {' '.join(args)}`: no such command"
         command = command.commands[words.pop(0)]
+    if command.name == "simulator":
+        # It hands its arguments to the simulator's own parser.
+        try:
+            simulator_parser("palisade simulator").parse_args(words)
+        except SystemExit:
+            raise AssertionError(f"`palisade {' '.join(args)}`: refused") from None
+        return
     try:
         command.make_context(command.name, words)
     except Exception as exc:  # typer's click UsageError: unknown option, extra argument...
@@ -158,9 +166,17 @@ class TestCommandCheck:
         check_palisade_args(["serve", "--host", "0.0.0.0", "--port", "8000"])
         check_palisade_args(["sweep", "--dry-run"])
         check_palisade_args(["key", "revoke", "acme", "key_1"])
+        check_palisade_args(["simulator", "--host", "0.0.0.0", "--port", "8100"])
 
     @pytest.mark.parametrize(
-        "args", [["serverless"], ["serve", "--bogus"], ["tenant", "delete"], ["migrate", "a", "b"]]
+        "args",
+        [
+            ["serverless"],
+            ["serve", "--bogus"],
+            ["tenant", "delete"],
+            ["migrate", "a", "b"],
+            ["simulator", "--bogus"],
+        ],
     )
     def test_refuses_anything_else(self, args: list[str]) -> None:
         with pytest.raises(AssertionError):

@@ -1,9 +1,11 @@
 """The lock files pin exactly what pyproject.toml asks for, every version with its hashes.
 
-requirements/dev.txt (the runtime dependencies plus the dev and bench extras) is what CI and
-the README's commands install; requirements/runtime.txt (the runtime dependencies alone) is
-what the image installs. `requirements/lock` writes both (docs/dependencies.md). These checks
-read the files as they are, offline, and fail when pyproject.toml has moved on without them.
+requirements/dev.txt (the runtime dependencies plus the local, dev and bench extras) is what CI
+and the README's test command install; requirements/local.txt (the runtime dependencies and the
+local extra) is what the README's run command installs; requirements/runtime.txt (the runtime
+dependencies alone) is what the image installs. `requirements/lock` writes all three
+(docs/dependencies.md). These checks read the files as they are, offline, and fail when
+pyproject.toml has moved on without them.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = REPO / "pyproject.toml"
 DEV_LOCK = REPO / "requirements" / "dev.txt"
+LOCAL_LOCK = REPO / "requirements" / "local.txt"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.txt"
 # The extras each lock covers besides the runtime dependencies (as `requirements/lock` asks).
-LOCKS: dict[Path, tuple[str, ...]] = {RUNTIME_LOCK: (), DEV_LOCK: ("dev", "bench")}
+LOCKS: dict[Path, tuple[str, ...]] = {
+    RUNTIME_LOCK: (),
+    LOCAL_LOCK: ("local",),
+    DEV_LOCK: ("local", "dev", "bench"),
+}
+# Locked from the dev lock's versions (`-c requirements/dev.txt`).
+CONSTRAINED_LOCKS = (LOCAL_LOCK, RUNTIME_LOCK)
 RELOCK = "pyproject.toml and the lock disagree: run requirements/lock (docs/dependencies.md)"
 # How uv annotates a package that pyproject.toml names itself.
 FROM_PYPROJECT = "palisade (pyproject.toml)"
@@ -92,10 +101,17 @@ def project() -> dict[str, Any]:
 
 
 def asked_for(extras: tuple[str, ...]) -> list[Requirement]:
-    """pyproject's runtime dependencies and those of ``extras`` that apply to the target."""
+    """pyproject's runtime dependencies and those of ``extras`` that apply to the target; an
+    extra naming Palisade's own (`palisade[local]`) stands for that extra's requirements."""
     lists = [project()["dependencies"], *(project()["optional-dependencies"][e] for e in extras)]
     requirements = [Requirement(line) for requirements in lists for line in requirements]
-    return [r for r in requirements if r.marker is None or r.marker.evaluate(TARGET)]
+    own = [r for r in requirements if canonicalize_name(r.name) == project()["name"]]
+    for requirement in own:
+        missing = requirement.extras - set(extras)
+        assert not missing, f"{requirement} needs the extras {sorted(missing)} in the same lock"
+    return [
+        r for r in requirements if r not in own and (r.marker is None or r.marker.evaluate(TARGET))
+    ]
 
 
 def lock_id(lock: Path) -> str:
@@ -193,12 +209,22 @@ def test_the_extras_of_each_requirement_are_pinned(lock: Path) -> None:
             )
 
 
-def test_the_image_runs_the_versions_and_files_the_tests_ran() -> None:
+@pytest.mark.parametrize("constrained", CONSTRAINED_LOCKS, ids=lock_id)
+def test_the_image_and_the_run_command_install_the_versions_and_files_the_tests_ran(
+    constrained: Path,
+) -> None:
     tested = parse_lock(DEV_LOCK.read_text())
-    for name, pin in parse_lock(RUNTIME_LOCK.read_text()).items():
-        assert name in tested, f"{name} is in the runtime lock only. {RELOCK}"
+    for name, pin in parse_lock(constrained.read_text()).items():
+        assert name in tested, f"{name} is in {constrained.name} only. {RELOCK}"
         assert pin.version == tested[name].version, f"{name}: the locks differ. {RELOCK}"
         assert set(pin.hashes) == set(tested[name].hashes), f"{name}: hashes differ. {RELOCK}"
+
+
+def test_the_image_installs_nothing_only_the_local_extra_needs() -> None:
+    runtime = parse_lock(RUNTIME_LOCK.read_text())
+    for requirement in project()["optional-dependencies"]["local"]:
+        name = canonicalize_name(Requirement(requirement).name)
+        assert name not in runtime, f"the runtime lock (the image) still has {name}. {RELOCK}"
 
 
 # --- every install instruction installs from a lock ---------------------------------------
@@ -223,7 +249,7 @@ def pip_installs(path: Path) -> list[str]:
 )
 def test_every_pip_install_is_a_lock_or_palisade_alone(path: str) -> None:
     for command in pip_installs(REPO / path):
-        from_lock = re.search(r"-r requirements/(dev|runtime)\.txt\b", command)
+        from_lock = re.search(r"-r requirements/(dev|local|runtime)\.txt\b", command)
         assert from_lock or "--no-deps" in command, f"{path}: `{command}` installs unlocked"
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, delete, func, select, update
+from sqlalchemy import Text, bindparam, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,12 +170,24 @@ class ApiKeyRepository:
         found = (await self.session.execute(_FIND_ACTIVE_KEY, {"p_key_hash": key_hash})).first()
         return ActiveKey(found.id, found.tenant_id, found.last_used_at) if found else None
 
-    async def list_for_tenant(self, tenant_id: str) -> Sequence[TenantApiKey]:
-        query = (
-            select(TenantApiKey)
-            .where(TenantApiKey.tenant_id == tenant_id)
-            .order_by(TenantApiKey.created_at, TenantApiKey.id)
-        )
+    async def page_for_tenant(
+        self, tenant_id: str, *, limit: int, after: str | None
+    ) -> Sequence[TenantApiKey] | None:
+        """Up to ``limit`` keys in the order they were issued, those after the key ``after``
+        when given; None when the tenant has no key ``after``."""
+        query = select(TenantApiKey).where(TenantApiKey.tenant_id == tenant_id)
+        if after is not None:
+            issued = await self.session.scalar(
+                select(TenantApiKey.created_at).where(
+                    TenantApiKey.tenant_id == tenant_id, TenantApiKey.id == after
+                )
+            )
+            if issued is None:
+                return None
+            query = query.where(
+                tuple_(TenantApiKey.created_at, TenantApiKey.id) > tuple_(issued, after)
+            )
+        query = query.order_by(TenantApiKey.created_at, TenantApiKey.id).limit(limit)
         return (await self.session.scalars(query)).all()
 
     async def revoke(self, tenant_id: str, key_id: str) -> bool:

@@ -1,15 +1,18 @@
 """The zero-setup demo: a tenant with one profile of each strategy, on the simulator.
 
-The demo tenant has one API key per data directory: the key is kept in the data
-directory (readable by its owner only) and reused by every start while it is still an
-active key of the demo tenant. Otherwise the demo keys issued before are revoked and a
-new one is issued, so restarts never pile up valid keys.
+The demo's persistent PAL is the one the documentation's examples name; the dev
+simulator holds it from its first start. The demo tenant has one API key per data
+directory: the key is kept in the data directory (readable by its owner only) and
+reused by every start while it is still an active key of the demo tenant. Otherwise the
+demo keys issued before are revoked and a new one is issued, so restarts never pile up
+valid keys.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +26,13 @@ from app.domain.tenants.pals import TavusPalDirectory
 from app.domain.tenants.schemas import TenantCreate, TenantUpdate
 from app.security import api_keys
 from app.security.secret_box import SecretBox
-from app.settings import Settings
+from app.settings import SIMULATOR_API_KEY, Settings
 from app.tavus.client import TavusClient
-from app.tavus.models import PalCreate
 
 DEMO_TENANT_ID = "demo"
+# The PAL docs/admin-api.md and docs/profiles.md reuse, so their examples run as written.
+DEMO_PAL_ID = "pcb7a34da5fe"
+DEMO_PAL_NAME = "Demo coach"
 DEMO_FACE_ID = "r90bbd427f71"
 DEMO_PROMPT = "You are a warm, concise coach. Ask one question at a time."
 # In the data directory, next to the embedded database.
@@ -43,9 +48,21 @@ class DemoSeed:
     key_file: Path
 
 
+def demo_simulator_pal() -> dict[str, str]:
+    """The demo's persistent PAL, as the simulator's ``--pal`` option takes it: in the
+    account of the key Palisade uses with the simulator."""
+    return {
+        "api_key": SIMULATOR_API_KEY,
+        "pal_id": DEMO_PAL_ID,
+        "pal_name": DEMO_PAL_NAME,
+        "default_face_id": DEMO_FACE_ID,
+        "system_prompt": DEMO_PROMPT,
+    }
+
+
 def demo_profiles(persistent_pal_id: str) -> dict[str, dict[str, Any]]:
     template = {
-        "pal_name": "Demo coach",
+        "pal_name": DEMO_PAL_NAME,
         "default_face_id": DEMO_FACE_ID,
         "system_prompt": DEMO_PROMPT,
         "layers": {"tts": {"tts_engine": "cartesia", "external_voice_id": "voice-calm"}},
@@ -83,15 +100,8 @@ class DemoWorld(Protocol):
 
 
 async def seed_demo(runtime: DemoWorld) -> DemoSeed:
-    """Create (or refresh) the demo tenant, with the data directory's API key for it.
-
-    The simulator forgets everything when it stops, so the persistent PAL is created anew
-    on every start and the tenant's profiles are pointed at it.
-    """
-    pal = await runtime.tavus.create_pal(
-        PalCreate(default_face_id=DEMO_FACE_ID, pal_name="Demo coach", system_prompt=DEMO_PROMPT)
-    )
-    profiles = demo_profiles(pal.pal_id)
+    """Create (or refresh) the demo tenant, with the data directory's API key for it."""
+    profiles = demo_profiles(DEMO_PAL_ID)
     async with runtime.sessionmaker.begin() as db:
         if await TenantRepository(db).get(DEMO_TENANT_ID) is None:
             await service.create_tenant(
@@ -124,7 +134,7 @@ async def seed_demo(runtime: DemoWorld) -> DemoSeed:
     # cost the next start a new key.
     if key != kept:
         _write_key(key_file, key)
-    return DemoSeed(DEMO_TENANT_ID, key, pal.pal_id, key_file)
+    return DemoSeed(DEMO_TENANT_ID, key, DEMO_PAL_ID, key_file)
 
 
 async def _still_active(db: AsyncSession, key: str) -> bool:
@@ -150,6 +160,8 @@ def _write_key(path: Path, key: str) -> None:
 
 
 def demo_banner(seed: DemoSeed, base_url: str) -> str:
+    # A key of its own per start: yesterday's would replay yesterday's answer.
+    idempotency_key = f"demo-{secrets.token_hex(4)}"
     body = {
         "profile": "voices",
         "external_ref": "user-42",
@@ -160,7 +172,7 @@ def demo_banner(seed: DemoSeed, base_url: str) -> str:
         f"curl -s {base_url}/sessions \\\n"
         f"  -H 'Authorization: Bearer {seed.api_key}' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
-        "  -H 'Idempotency-Key: demo-1' \\\n"
+        f"  -H 'Idempotency-Key: {idempotency_key}' \\\n"
         f"  -d {shlex.quote(json.dumps(body))}"
     )
     return (

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import BadRequest, Conflict, NotFound, ValidationFailed
 
 
 class TenantNotFound(NotFound):
@@ -21,6 +21,11 @@ class ProfileNotFound(NotFound):
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
     title = "API key not found"
+
+
+class InvalidKeyCursor(BadRequest):
+    code = "invalid_cursor"
+    title = "The pagination cursor is not one of the tenant's keys"
 
 
 class DefaultProfileUnknown(ValidationFailed):

@@ -107,3 +107,10 @@ class ApiKeyPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyPublic]
+    next_cursor: Annotated[
+        str | None, Field(description="Pass it back as `cursor` for the next page.")
+    ]

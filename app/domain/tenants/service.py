@@ -16,6 +16,7 @@ from app.domain.profiles.validation import validate_profile
 from app.domain.tenants import errors
 from app.domain.tenants.schemas import (
     ApiKeyCreated,
+    ApiKeyPage,
     ApiKeyPublic,
     TenantCreate,
     TenantPage,
@@ -209,21 +210,31 @@ async def create_api_key(
     )
 
 
-async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKeyPublic]:
+async def list_api_keys(
+    session: AsyncSession, tenant_id: str, *, limit: int, cursor: str | None
+) -> ApiKeyPage:
     if await TenantRepository(session).get(tenant_id) is None:
         raise errors.TenantNotFound(f"tenant {tenant_id!r} does not exist")
-    rows = await ApiKeyRepository(session).list_for_tenant(tenant_id)
-    return [
-        ApiKeyPublic(
-            id=r.id,
-            prefix=r.prefix,
-            label=r.label,
-            created_at=r.created_at,
-            last_used_at=r.last_used_at,
-            revoked_at=r.revoked_at,
+    rows = await ApiKeyRepository(session).page_for_tenant(tenant_id, limit=limit + 1, after=cursor)
+    if rows is None:
+        raise errors.InvalidKeyCursor(
+            "pass back the next_cursor of a previous page of this tenant's keys unchanged"
         )
-        for r in rows
-    ]
+    page, more = rows[:limit], len(rows) > limit
+    return ApiKeyPage(
+        items=[
+            ApiKeyPublic(
+                id=r.id,
+                prefix=r.prefix,
+                label=r.label,
+                created_at=r.created_at,
+                last_used_at=r.last_used_at,
+                revoked_at=r.revoked_at,
+            )
+            for r in page
+        ],
+        next_cursor=page[-1].id if more and page else None,
+    )
 
 
 async def revoke_api_key(session: AsyncSession, tenant_id: str, key_id: str) -> None:

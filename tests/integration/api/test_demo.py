@@ -1,17 +1,37 @@
-"""The dev-mode demo tenant: one API key per data directory, kept across restarts."""
+"""The dev-mode demo tenant: one API key per data directory, kept across restarts; its
+persistent PAL the one the documentation names."""
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from app.db.models import TenantApiKey
-from app.domain.tenants.demo import DEMO_KEY_FILE, DEMO_TENANT_ID, seed_demo
+from app.domain.tenants.demo import (
+    DEMO_KEY_FILE,
+    DEMO_PAL_ID,
+    DEMO_TENANT_ID,
+    DemoSeed,
+    demo_banner,
+    demo_simulator_pal,
+    seed_demo,
+)
 from app.runtime import Runtime
+from tavus_simulator.config import SeededPal
 from tests.conftest import PalisadeFactory
-from tests.support.stack import Palisade
+from tests.support.stack import Palisade, SimulatorHandle
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+
+
+@pytest.fixture(autouse=True)
+def demo_pal(simulator: SimulatorHandle) -> None:
+    # What `palisade serve` asks of the simulator it starts in dev mode (`--pal`).
+    simulator.sim.store.seed_pal(SeededPal(**demo_simulator_pal()))
 
 
 async def demo_keys(runtime: Runtime) -> list[TenantApiKey]:
@@ -76,3 +96,29 @@ class TestDemoKey:
         [key] = active(await demo_keys(other.runtime))
         assert taken_over.api_key.startswith(key.prefix)
         assert (await one.as_tenant(first.api_key, "GET", "/sessions")).status_code == 401
+
+
+class TestDemoPal:
+    async def test_the_demo_reuses_the_pal_the_documentation_names(
+        self, palisade_factory: PalisadeFactory, tmp_path: Path
+    ) -> None:
+        palisade = await in_data_dir(palisade_factory, tmp_path / "data")
+        demo = await seed_demo(palisade.runtime)
+        assert demo.persistent_pal_id == DEMO_PAL_ID
+        for page in ("admin-api.md", "profiles.md"):
+            named = set(re.findall(r"pal_id\W+(p[0-9a-f]{11})\b", (DOCS / page).read_text()))
+            assert named == {DEMO_PAL_ID}, page
+        started = await palisade.as_tenant(
+            demo.api_key, "POST", "/sessions", json={"profile": "coach"}
+        )
+        assert started.status_code == 201, started.text
+
+    def test_each_banner_has_an_idempotency_key_of_its_own(self, tmp_path: Path) -> None:
+        seed = DemoSeed(DEMO_TENANT_ID, "psk_x", DEMO_PAL_ID, tmp_path / DEMO_KEY_FILE)
+
+        def key(banner: str) -> str:
+            found = re.search(r"Idempotency-Key: (\S+)'", banner)
+            assert found, banner
+            return found.group(1)
+
+        assert key(demo_banner(seed, "http://x")) != key(demo_banner(seed, "http://x"))

@@ -12,7 +12,7 @@ import pytest
 from app.main import create_app
 from app.settings import Settings
 from app.tavus.models import PalCreate
-from app.tavus.simulator import ErrorFault, SucceedThenDropFault
+from tavus_simulator import ErrorFault, SucceedThenDropFault
 from tests.support.stack import ADMIN_HEADERS, FAST_RETRY, PAL_TEMPLATE, Palisade, SimulatorHandle
 
 TENANT_KEY = "tenant-own-tavus-key-0123"

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from app.db.instrumentation import RoundTripCounter, install
 from app.db.models import Session
 from app.domain.sessions.schemas import SessionCreate
-from app.tavus.simulator import DropFault, ErrorFault
+from tavus_simulator import DropFault, ErrorFault
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import events, wait_status
 from tests.support.stack import Palisade, SimulatorHandle

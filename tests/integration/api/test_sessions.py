@@ -18,7 +18,7 @@ from app.domain.sessions import tags
 from app.domain.sessions.schemas import SessionCreate
 from app.errors import Unauthorized
 from app.tavus.models import PalCreate
-from app.tavus.simulator import (
+from tavus_simulator import (
     DropFault,
     ErrorFault,
     HangFault,

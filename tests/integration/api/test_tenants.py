@@ -323,7 +323,9 @@ class TestApiKeys:
         ok = await palisade.as_tenant(key, "GET", "/sessions")
         assert ok.status_code == 200
 
-        keys = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        listed = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        assert listed["next_cursor"] is None
+        keys = listed["items"]
         assert len(keys) == 1
         assert "key" not in keys[0]
         assert keys[0]["last_used_at"] is not None
@@ -343,7 +345,7 @@ class TestApiKeys:
         other = await palisade_factory(PALISADE_API_KEY_CACHE_SECONDS=60)
         key = await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
         assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 200
-        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()["items"]
         revoked = await palisade.admin("DELETE", f"/tenants/acme/api-keys/{listed['id']}")
         assert revoked.status_code == 204
         assert (await palisade.as_tenant(key, "GET", "/sessions")).status_code == 401
@@ -359,9 +361,36 @@ class TestApiKeys:
         other = await palisade_factory(PALISADE_API_KEY_CACHE_SECONDS=0)
         key = await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
         assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 200
-        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()
+        [listed] = (await palisade.admin("GET", "/tenants/acme/api-keys")).json()["items"]
         await palisade.admin("DELETE", f"/tenants/acme/api-keys/{listed['id']}")
         assert (await other.as_tenant(key, "GET", "/sessions")).status_code == 401
+
+    async def test_keys_are_listed_a_page_at_a_time_in_the_order_issued(
+        self, palisade: Palisade
+    ) -> None:
+        await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
+        for label in ("second", "third", "fourth", "fifth"):
+            created = await palisade.admin("POST", "/tenants/acme/api-keys", json={"label": label})
+            assert created.status_code == 201, created.text
+        issued = [None, "second", "third", "fourth", "fifth"]
+        first = (await palisade.admin("GET", "/tenants/acme/api-keys?limit=2")).json()
+        pages, cursor = [first["items"]], first["next_cursor"]
+        while cursor is not None:
+            page = (
+                await palisade.admin("GET", f"/tenants/acme/api-keys?limit=2&cursor={cursor}")
+            ).json()
+            pages.append(page["items"])
+            cursor = page["next_cursor"]
+        assert [len(page) for page in pages] == [2, 2, 1]
+        assert [key["label"] for page in pages for key in page] == issued
+
+    async def test_a_cursor_that_is_not_one_of_the_keys_is_refused(
+        self, palisade: Palisade
+    ) -> None:
+        await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))
+        response = await palisade.admin("GET", "/tenants/acme/api-keys?cursor=key_nope")
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_cursor"
 
     async def test_revoking_an_unknown_key_is_404(self, palisade: Palisade) -> None:
         await palisade.create_tenant(tenant_body(await persistent_pal(palisade)))

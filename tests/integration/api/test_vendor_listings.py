@@ -17,8 +17,8 @@ import pytest
 
 from app.domain.sessions import tags
 from app.tavus.models import PalCreate
-from app.tavus.simulator import ErrorFault, SucceedThenDropFault
-from app.tavus.simulator.config import Prefill
+from tavus_simulator import ErrorFault, SucceedThenDropFault
+from tavus_simulator.config import Prefill
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import session_of
 from tests.support.stack import FACE_ID, Palisade, SimulatorHandle

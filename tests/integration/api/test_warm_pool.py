@@ -25,7 +25,7 @@ from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.start import _plan
 from app.domain.sessions.sweep import sweep
 from app.tavus.models import PalCreate
-from app.tavus.simulator import ErrorFault, LatencyFault, SucceedThenDropFault
+from tavus_simulator import ErrorFault, LatencyFault, SucceedThenDropFault
 from tests.conftest import PalisadeFactory
 from tests.integration.api.test_webhooks import events, wait_status
 from tests.integration.test_metrics import scrape

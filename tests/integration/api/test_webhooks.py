@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.db.repositories.sessions import SessionRepository
-from app.tavus.simulator import DropFault, DuplicateFault, ReorderFault, SucceedThenDropFault
+from tavus_simulator import DropFault, DuplicateFault, ReorderFault, SucceedThenDropFault
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.support.stack import Palisade, SimulatorHandle
 from tests.support.wait import until

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.tavus.simulator import Simulator, SimulatorConfig, build_server, create_app
-from app.tavus.simulator.app import SimulatorApp
+from tavus_simulator import Simulator, SimulatorConfig, build_server, create_app
+from tavus_simulator.app import SimulatorApp
 
 API_KEY = "sim-test-key"
 T = TypeVar("T")

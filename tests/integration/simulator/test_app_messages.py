@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.tavus.simulator import ErrorFault
+from tavus_simulator import ErrorFault
 from tests.integration.simulator.conftest import PAL_BODY, Harness, Served
 
 KEY = "app-message-key"

@@ -8,14 +8,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from app.tavus.simulator import (
+from tavus_simulator import (
     DropFault,
     ErrorFault,
     HangFault,
     LatencyFault,
     SucceedThenDropFault,
 )
-from app.tavus.simulator.faults import FaultTable
+from tavus_simulator.faults import FaultTable
 from tests.integration.simulator.conftest import PAL_BODY, Harness, Served, eventually_async
 
 

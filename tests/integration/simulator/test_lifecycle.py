@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tavus.simulator.errors import ControlError
+from tavus_simulator.errors import ControlError
 from tests.integration.simulator.conftest import Harness, HarnessFactory, eventually
 
 QUIET = {"participant_absent_timeout": 10_000, "max_call_duration": 20_000}

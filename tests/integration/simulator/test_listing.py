@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.tavus.simulator import Simulator, SimulatorConfig
-from app.tavus.simulator.config import Prefill
+from tavus_simulator import Simulator, SimulatorConfig
+from tavus_simulator.config import Prefill
 from tests.integration.simulator.conftest import PAL_BODY, Served
 
 KEY = "list-key"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.tavus.simulator import ErrorFault
+from tavus_simulator import ErrorFault
 from tests.integration.simulator.conftest import Harness, HarnessFactory
 
 
@@ -37,7 +37,7 @@ async def test_reset_replays_the_run(harness: Harness) -> None:
 
 
 async def test_drawn_seed_is_reported_for_replay(make_harness: HarnessFactory) -> None:
-    from app.tavus.simulator import SimulatorConfig
+    from tavus_simulator import SimulatorConfig
 
     unseeded = make_harness(SimulatorConfig(seed=None))
     seed = unseeded.sim.snapshot()["seed"]

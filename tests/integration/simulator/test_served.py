@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from app.tavus.simulator import SimulatorConfig, build_server
+from tavus_simulator import SimulatorConfig, build_server
 from tests.integration.simulator.conftest import (
     PAL_BODY,
     Served,
@@ -47,7 +47,7 @@ async def test_serve_runs_from_the_command_line() -> None:
     options += ["--conversation-get-shape", "wrapped", "--prefill", prefill]
     options += ["--app-message-rate-limit", "7", "--app-message-rate-window", "30"]
     process = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "app.tavus.simulator", *options],
+        *[sys.executable, "-m", "tavus_simulator", *options],
         cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

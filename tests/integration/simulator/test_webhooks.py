@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from app.tavus.simulator import DelayFault, DropFault, DuplicateFault, ReorderFault
+from tavus_simulator import DelayFault, DropFault, DuplicateFault, ReorderFault
 from tests.integration.simulator.conftest import (
     Harness,
     HarnessFactory,

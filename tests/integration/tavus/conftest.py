@@ -17,7 +17,7 @@ import pytest
 from app.tavus.client import DEFAULT_PAGE_SIZE, TavusClient
 from app.tavus.models import ConversationCreate, PalCreate
 from app.tavus.retry import RetryPolicy
-from app.tavus.simulator.records import CallRecord
+from tavus_simulator.records import CallRecord
 from tests.support.stack import FACE_ID, FAST_RETRY, SimulatorHandle
 
 API_KEY = "contract-key-a"

@@ -26,7 +26,7 @@ from app.tavus.errors import (
 )
 from app.tavus.models import PalCreate
 from app.tavus.retry import NO_RETRY
-from app.tavus.simulator import ErrorFault
+from tavus_simulator import ErrorFault
 from tests.integration.tavus.conftest import (
     API_KEY,
     ClientFactory,

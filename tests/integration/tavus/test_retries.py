@@ -22,7 +22,7 @@ from app.tavus.errors import (
     TavusUnreachable,
 )
 from app.tavus.retry import NO_RETRY
-from app.tavus.simulator import ErrorFault, HangFault, SucceedThenDropFault
+from tavus_simulator import ErrorFault, HangFault, SucceedThenDropFault
 from tests.integration.tavus.conftest import (
     RETRY,
     ClientFactory,

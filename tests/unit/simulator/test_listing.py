@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.tavus.simulator.clock import SimClock
-from app.tavus.simulator.config import SimulatorConfig
-from app.tavus.simulator.listing import IndexLog, Listing, page_window
+from tavus_simulator.clock import SimClock
+from tavus_simulator.config import SimulatorConfig
+from tavus_simulator.listing import IndexLog, Listing, page_window
 
 T0 = datetime(2026, 1, 1)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import itertools
 from collections import deque
 
-from app.tavus.simulator.clock import SimClock
-from app.tavus.simulator.records import CallRecord
+from tavus_simulator.clock import SimClock
+from tavus_simulator.records import CallRecord
 
 
 class CallLog:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from app.tavus.simulator.clock import SimClock
-from app.tavus.simulator.config import SimulatorConfig
+from tavus_simulator.clock import SimClock
+from tavus_simulator.config import SimulatorConfig
 
 
 class Listed(Protocol):

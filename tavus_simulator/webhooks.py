@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from app.tavus.simulator.calllog import CallLog
-from app.tavus.simulator.faults import FaultTable
+from tavus_simulator.calllog import CallLog
+from tavus_simulator.faults import FaultTable
 
 _HEADERS = {"content-type": "application/json", "user-agent": "palisade-tavus-simulator"}
 

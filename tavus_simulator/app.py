@@ -7,10 +7,10 @@ from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
-from app.tavus.simulator.config import SimulatorConfig
-from app.tavus.simulator.control import control_routes
-from app.tavus.simulator.state import Simulator
-from app.tavus.simulator.tavus_api import TavusRouter
+from tavus_simulator.config import SimulatorConfig
+from tavus_simulator.control import control_routes
+from tavus_simulator.state import Simulator
+from tavus_simulator.tavus_api import TavusRouter
 
 
 class SimulatorApp:

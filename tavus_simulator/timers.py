@@ -7,7 +7,7 @@ import itertools
 import logging
 from collections.abc import Callable
 
-from app.tavus.simulator.clock import SimClock
+from tavus_simulator.clock import SimClock
 
 logger = logging.getLogger(__name__)
 

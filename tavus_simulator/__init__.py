@@ -5,9 +5,9 @@ sockets with ``serve``/``build_server`` (``palisade simulator``). See
 ``docs/simulator.md``.
 """
 
-from app.tavus.simulator.app import create_app
-from app.tavus.simulator.config import Prefill, SimulatorConfig
-from app.tavus.simulator.faults import (
+from tavus_simulator.app import create_app
+from tavus_simulator.config import Prefill, SimulatorConfig
+from tavus_simulator.faults import (
     DelayFault,
     DropFault,
     DuplicateFault,
@@ -17,9 +17,9 @@ from app.tavus.simulator.faults import (
     ReorderFault,
     SucceedThenDropFault,
 )
-from app.tavus.simulator.operations import SimulatedConnectionDrop
-from app.tavus.simulator.server import build_server, serve
-from app.tavus.simulator.state import Simulator
+from tavus_simulator.operations import SimulatedConnectionDrop
+from tavus_simulator.server import build_server, serve
+from tavus_simulator.state import Simulator
 
 __all__ = [
     "DelayFault",

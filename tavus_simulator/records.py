@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from app.tavus.simulator.clock import iso_naive, iso_z
-from app.tavus.simulator.listing import Listing
-from app.tavus.simulator.timers import Timer
+from tavus_simulator.clock import iso_naive, iso_z
+from tavus_simulator.listing import Listing
+from tavus_simulator.timers import Timer
 
 ConversationStatus = Literal["active", "ended", "error"]
 # queued: waiting for the face to join; delivered: handed to the PAL; relayed: an

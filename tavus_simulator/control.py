@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.tavus.simulator.errors import ControlError
-from app.tavus.simulator.faults import OPERATIONS, parse_fault
-from app.tavus.simulator.state import Simulator
+from tavus_simulator.errors import ControlError
+from tavus_simulator.faults import OPERATIONS, parse_fault
+from tavus_simulator.state import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -4,13 +4,13 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from app.tavus.simulator.app_messages import deliver_queued, drop_queued
-from app.tavus.simulator.clock import SimClock, iso_z
-from app.tavus.simulator.config import SimulatorConfig
-from app.tavus.simulator.errors import ControlError
-from app.tavus.simulator.records import ConversationRecord, ConversationStatus
-from app.tavus.simulator.timers import TimerQueue
-from app.tavus.simulator.webhooks import WebhookSender
+from tavus_simulator.app_messages import deliver_queued, drop_queued
+from tavus_simulator.clock import SimClock, iso_z
+from tavus_simulator.config import SimulatorConfig
+from tavus_simulator.errors import ControlError
+from tavus_simulator.records import ConversationRecord, ConversationStatus
+from tavus_simulator.timers import Timer, TimerQueue
+from tavus_simulator.webhooks import WebhookSender
 
 END_ENDPOINT_HIT = "end_conversation_endpoint_hit"
 MAX_CALL_DURATION = "max_call_duration reached"
@@ -46,6 +46,9 @@ class Lifecycle:
     def reset(self) -> None:
         self._participant_seq = itertools.count(1)
 
+    def number_participants_after(self, last: int) -> None:
+        self._participant_seq = itertools.count(last + 1)
+
     def begin(self, conv: ConversationRecord) -> None:
         if conv.status != "active":
             return
@@ -65,6 +68,35 @@ class Lifecycle:
         conv.timers["max_call_duration"] = self._timers.call_later(
             conv.max_call_duration, lambda: self.shutdown(conv, MAX_CALL_DURATION)
         )
+
+    def resume(self, conv: ConversationRecord) -> None:
+        """A conversation that was active when the simulator last stopped: its clocks ran
+        on meanwhile, as Tavus's would have, so whatever fell due while nobody watched
+        happens as soon as the timers run."""
+        if conv.status != "active":
+            return
+        elapsed = (self._clock.wall() - conv.created_at).total_seconds()
+
+        def after(delay: float, action: Callable[[], None]) -> Timer:
+            return self._timers.call_later(max(delay - elapsed, 0.0), action)
+
+        delay = self._config().replica_join_delay_s
+        if conv.face_joined_at is None and delay is not None:
+            conv.timers["face_join"] = after(delay, lambda: self.join_face(conv))
+        conv.timers["max_call_duration"] = after(
+            conv.max_call_duration, lambda: self.shutdown(conv, MAX_CALL_DURATION)
+        )
+        if conv.participants:
+            return
+        if conv.participant_joins:
+            # When the last participant left was not kept: the timeout starts again.
+            conv.timers["participant_left"] = self._timers.call_later(
+                conv.participant_left_timeout, lambda: self.shutdown(conv, PARTICIPANT_LEFT)
+            )
+        else:
+            conv.timers["participant_absent"] = after(
+                conv.participant_absent_timeout, lambda: self.shutdown(conv, PARTICIPANT_ABSENT)
+            )
 
     def join_face(self, conv: ConversationRecord) -> None:
         self._require_active(conv)

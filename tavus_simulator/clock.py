@@ -33,6 +33,11 @@ class SimClock:
         self._wall_anchor = datetime.now(UTC).replace(tzinfo=None)
         self._notify()
 
+    def continue_from(self, wall: datetime) -> None:
+        """Make the calendar go on from ``wall`` (where an earlier run left it) rather
+        than from the real time now; the simulated seconds still count from zero."""
+        self._wall_anchor = wall - timedelta(seconds=self.now())
+
     def now(self) -> float:
         if self._pinned is not None:
             return self._pinned

@@ -9,17 +9,23 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.tavus.simulator.clock import SimClock
-from app.tavus.simulator.config import Prefill, SimulatorConfig
-from app.tavus.simulator.errors import CONCURRENCY_LIMIT, TavusError, bad_request, invalid_id
-from app.tavus.simulator.lifecycle import (
+from tavus_simulator.clock import SimClock
+from tavus_simulator.config import (
+    STOCK_FACE_ID,
+    STOCK_SYSTEM_PROMPT,
+    Prefill,
+    SeededPal,
+    SimulatorConfig,
+)
+from tavus_simulator.errors import CONCURRENCY_LIMIT, TavusError, bad_request, invalid_id
+from tavus_simulator.lifecycle import (
     END_ENDPOINT_HIT,
     PARTICIPANT_LEFT,
     ROOM_DELETED,
     Lifecycle,
 )
-from app.tavus.simulator.listing import IndexLog, page_window
-from app.tavus.simulator.records import (
+from tavus_simulator.listing import IndexLog, page_window
+from tavus_simulator.records import (
     Account,
     ConversationRecord,
     ConversationStatus,
@@ -31,9 +37,7 @@ DEFAULT_MAX_CALL_DURATION = 3600
 DEFAULT_PARTICIPANT_LEFT_TIMEOUT = 0
 DEFAULT_PARTICIPANT_ABSENT_TIMEOUT = 300
 
-STOCK_FACE_ID = "r9fa0878977a"
 STOCK_PAL_ID = "pb87e71797da"
-STOCK_SYSTEM_PROMPT = "You are a friendly, helpful assistant."
 # How long each ended prefilled conversation ran, in simulated seconds.
 PREFILLED_CALL_SECONDS = 30.0
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -334,6 +338,60 @@ class Store:
 
         self.index.submit(hide)
         return conv
+
+    # PALs with chosen ids, and objects restored from a state file -----------------------
+
+    def seed_pal(self, spec: SeededPal) -> PalRecord | None:
+        """Give ``spec``'s account the PAL it names, unless that id exists already (the
+        PAL was restored, or deleted since)."""
+        if self._pal_id_taken(spec.pal_id):
+            return None
+        account = self.account(spec.api_key)
+        now = self._clock.wall()
+        pal = PalRecord(
+            pal_id=spec.pal_id,
+            account=account.api_key,
+            pal_type="user",
+            pal_name=spec.pal_name,
+            system_prompt=spec.system_prompt,
+            default_face_id=spec.default_face_id,
+            pipeline_mode="full",
+            conferencing_email=f"seeded-{spec.pal_id}@tavusinvite.com",
+            created_at=now,
+            updated_at=now,
+            request=spec.model_dump(exclude={"api_key"}),
+            seq=next(self._seq),
+        )
+        account.pals[pal.pal_id] = pal
+        self.pals[pal.pal_id] = pal
+        account.pal_listings[None].add(pal)
+        account.pal_listings["user"].add(pal)
+        return pal
+
+    def restore(self, pals: list[PalRecord], conversations: list[ConversationRecord]) -> None:
+        """Take back objects kept from an earlier run, every change already listed."""
+        last = max([*(pal.seq for pal in pals), *(conv.seq for conv in conversations)], default=0)
+        self._seq = itertools.count(last + 1)
+        for pal in pals:
+            account = self.account(pal.account)
+            account.pals[pal.pal_id] = pal
+            self.pals[pal.pal_id] = pal
+        for conv in conversations:
+            account = self.account(conv.account)
+            account.conversations[conv.conversation_id] = conv
+            self.conversations[conv.conversation_id] = conv
+            if conv.holds_slot:
+                account.active_slots += 1
+        for account in self.accounts.values():
+            user_pals = [pal for pal in account.pals.values() if pal.pal_type == "user"]
+            shown = [pal for pal in user_pals if not pal.deleted]
+            account.pal_listings[None].merge(shown)
+            account.pal_listings["user"].merge(shown)
+            kept = [conv for conv in account.conversations.values() if not conv.deleted]
+            account.conversation_listings[None].merge(kept)
+            for status in ("active", "ended", "error"):
+                listing = account.conversation_listings[status]
+                listing.merge([conv for conv in kept if conv.status == status])
 
     # prefilled accounts ---------------------------------------------------------------
 

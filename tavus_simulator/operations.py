@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from app.tavus.simulator.errors import INVALID_ACCESS_TOKEN, TavusError, bad_request
-from app.tavus.simulator.faults import ErrorFault, HangFault, SucceedThenDropFault
-from app.tavus.simulator.records import Account
-from app.tavus.simulator.state import Simulator
+from tavus_simulator.errors import INVALID_ACCESS_TOKEN, TavusError, bad_request
+from tavus_simulator.faults import ErrorFault, HangFault, SucceedThenDropFault
+from tavus_simulator.records import Account
+from tavus_simulator.state import Simulator
 
 
 class SimulatedConnectionDrop(httpx.RemoteProtocolError):

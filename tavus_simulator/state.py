@@ -3,16 +3,17 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from app.tavus.simulator.calllog import CallLog
-from app.tavus.simulator.clock import SimClock, iso_z
-from app.tavus.simulator.config import RUNTIME_FIELDS, Prefill, SimulatorConfig
-from app.tavus.simulator.errors import ControlError
-from app.tavus.simulator.faults import Fault, FaultTable, parse_fault
-from app.tavus.simulator.lifecycle import Lifecycle
-from app.tavus.simulator.records import CallRecord, ConversationRecord, PalRecord
-from app.tavus.simulator.store import Store
-from app.tavus.simulator.timers import TimerQueue
-from app.tavus.simulator.webhooks import WebhookSender
+from tavus_simulator.calllog import CallLog
+from tavus_simulator.clock import SimClock, iso_z
+from tavus_simulator.config import RUNTIME_FIELDS, Prefill, SimulatorConfig
+from tavus_simulator.errors import ControlError
+from tavus_simulator.faults import Fault, FaultTable, parse_fault
+from tavus_simulator.lifecycle import Lifecycle
+from tavus_simulator.persistence import StateFile
+from tavus_simulator.records import CallRecord, ConversationRecord, PalRecord
+from tavus_simulator.store import Store
+from tavus_simulator.timers import TimerQueue
+from tavus_simulator.webhooks import WebhookSender
 
 
 class Simulator:
@@ -43,7 +44,10 @@ class Simulator:
             self.clock, self.timers, self.webhooks, lambda: self.config, self._conversation_ended
         )
         self.store = Store(self.rng, self.clock, lambda: self.config, self.lifecycle)
-        self._prefill_from_config()
+        self.state_file = StateFile(self.config.state_file) if self.config.state_file else None
+        if self.state_file is None or not self.state_file.load(self):
+            self._prefill_from_config()
+        self._seed_pals()
 
     def _conversation_ended(self, conv: ConversationRecord) -> None:
         self.store.conversation_ended(conv)
@@ -52,6 +56,10 @@ class Simulator:
         for spec in self.config.prefill:
             self.prefill(spec)
 
+    def _seed_pals(self) -> None:
+        for spec in self.config.pals:
+            self.store.seed_pal(spec)
+
     # background tasks -------------------------------------------------------------
 
     def ensure_started(self) -> None:
@@ -59,14 +67,19 @@ class Simulator:
         if not self.timers.running:
             self.timers.start()
             self.webhooks.start()
+            if self.state_file is not None:
+                self.state_file.start(self)
 
     async def start(self) -> None:
         self.ensure_started()
 
     async def aclose(self) -> None:
-        """Stop timers, cancel pending webhook deliveries, close the HTTP client."""
+        """Stop timers, cancel pending webhook deliveries, close the HTTP client, and
+        save the state when it is kept in a file."""
         await self.timers.aclose()
         await self.webhooks.aclose()
+        if self.state_file is not None:
+            await self.state_file.aclose(self)
 
     # inspection -------------------------------------------------------------------
 
@@ -120,6 +133,7 @@ class Simulator:
         self.rng.seed(self.seed)
         self.clock.reset()
         self._prefill_from_config()
+        self._seed_pals()
 
     def configure(self, **changes: Any) -> SimulatorConfig:
         """Change runtime settings (see ``config.RUNTIME_FIELDS``)."""

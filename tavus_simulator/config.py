@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The face and prompt of the stock PAL, and of the PALs made without one.
+STOCK_FACE_ID = "r9fa0878977a"
+STOCK_SYSTEM_PROMPT = "You are a friendly, helpful assistant."
 
 GetShape = Literal["flat", "wrapped"]
 ListOrder = Literal["newest_first", "oldest_first"]
@@ -50,6 +55,19 @@ class Prefill(BaseModel):
         if self.active_conversations > self.conversations:
             raise ValueError("active_conversations cannot exceed conversations")
         return self
+
+
+class SeededPal(BaseModel):
+    """A user PAL an account holds from the start, under an id chosen beforehand (so that
+    documentation and configuration files naming it work against a fresh simulator)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: str = Field(min_length=1)
+    pal_id: str = Field(pattern=r"^p[0-9a-f]{11}$")
+    pal_name: str | None = None
+    system_prompt: str = Field(default=STOCK_SYSTEM_PROMPT, min_length=1)
+    default_face_id: str = Field(default=STOCK_FACE_ID, min_length=1)
 
 
 class SimulatorConfig(BaseModel):
@@ -100,6 +118,12 @@ class SimulatorConfig(BaseModel):
     """System PALs every account sees (``pal_type=system``); they cannot be deleted."""
     prefill: tuple[Prefill, ...] = ()
     """Accounts filled with earlier objects at start-up and after every reset."""
+    pals: tuple[SeededPal, ...] = ()
+    """User PALs with chosen ids, made at start-up (unless already there) and after every
+    reset."""
+    state_file: Path | None = None
+    """Where the accounts, PALs and conversations are kept across restarts; None keeps
+    them in memory only."""
     call_log_limit: int = Field(default=100_000, ge=1)
     """Most recent calls kept in the call log."""
     access_log: bool = False

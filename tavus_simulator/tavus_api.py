@@ -7,19 +7,19 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from app.tavus.simulator import app_messages
-from app.tavus.simulator.app_messages import app_message_error
-from app.tavus.simulator.clock import iso_naive, iso_z
-from app.tavus.simulator.errors import (
+from tavus_simulator import app_messages
+from tavus_simulator.app_messages import app_message_error
+from tavus_simulator.clock import iso_naive, iso_z
+from tavus_simulator.errors import (
     APP_MESSAGES_ACTIVE_ONLY,
     APP_MESSAGES_ROOM_GONE,
     APP_MESSAGES_TOO_MANY,
     bad_request,
 )
-from app.tavus.simulator.lifecycle import ROOM_GONE_REASONS
-from app.tavus.simulator.operations import Call, Handler, TavusOperation
-from app.tavus.simulator.records import ConversationRecord, PalRecord
-from app.tavus.simulator.state import Simulator
+from tavus_simulator.lifecycle import ROOM_GONE_REASONS
+from tavus_simulator.operations import Call, Handler, TavusOperation
+from tavus_simulator.records import ConversationRecord, PalRecord
+from tavus_simulator.state import Simulator
 
 # Request keys that pal_json renders under their path-specific names.
 _PAL_IDENTITY_KEYS = frozenset(

@@ -12,9 +12,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.tavus.simulator.config import SimulatorConfig
-from app.tavus.simulator.errors import TavusError
-from app.tavus.simulator.records import AppMessage, ConversationRecord
+from tavus_simulator.config import SimulatorConfig
+from tavus_simulator.errors import TavusError
+from tavus_simulator.records import AppMessage, ConversationRecord
 
 APPEND_CONTEXT = "conversation.append_llm_context"
 OVERWRITE_CONTEXT = "conversation.overwrite_llm_context"

@@ -1,0 +1,3 @@
+from tavus_simulator.cli import main
+
+main()
