@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cli.base import database, fail, load_settings, raise_on_sigterm, upgrade
 from app.cli.dev_stack import RuntimeFile
 from app.db import migrations
+from app.domain import strict_json
 from app.domain.sessions.sweep import sweep as run_sweep
 from app.domain.tenants import service as tenant_service
 from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants, tavus_keys
@@ -156,6 +157,15 @@ def tenant_apply(
     configure_logging(settings)
     try:
         raw = yaml.safe_load(file.read_text())
+        # The API's rule for JSON bodies, so that a file stores only what a body could:
+        # YAML also has .nan, .inf, dates, and aliases that make a value contain itself.
+        violation = strict_json.first_violation(raw)
+        if violation is not None:
+            where, reason = violation
+            raise fail(
+                f"{file} is not a valid tenants file:"
+                f"\n  {'.'.join(str(p) for p in where) or '(file)'}: {reason}"
+            )
         document = TenantsFile.model_validate(raw)
     except (OSError, yaml.YAMLError) as exc:
         raise fail(f"cannot read {file}: {exc}") from None
