@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse
 
-from app.api.auth import CurrentTenant
+from app.api.auth import SessionEnder, SessionReader, SessionStarter
 from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import PROBLEM_JSON
 from app.domain.sessions import service as session_service
@@ -24,15 +24,28 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 _IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_KEY_PATTERN)
 
-_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    403: {
+        "description": "`insufficient_scope`: the key lacks the scope this operation needs "
+        "(`required_scope` names it)"
+    },
+}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such session for this tenant (`session_not_found`)"}
+}
+_BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"}
 }
 _START_ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH,
     400: {
         "description": "Malformed JSON (`malformed_json`) or Idempotency-Key "
         "(`invalid_idempotency_key`)"
+    },
+    403: {
+        "description": "`insufficient_scope`: the key lacks `sessions:start`; "
+        "`profile_not_allowed`: the key may not start this profile"
     },
     409: {
         "description": "`idempotency_key_in_flight`: the first request is still running; "
@@ -43,7 +56,10 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Invalid request: `unknown_profile`, `override_not_allowed`, "
         "`overrides_not_allowed`, `property_cap_exceeded`, `idempotency_key_mismatch`, ..."
     },
-    429: {"description": "`tenant_concurrency_limit`, with Retry-After"},
+    429: {
+        "description": "`tenant_concurrency_limit`: the tenant is at its cap; "
+        "`key_rate_limited`: the key has used up its `start_rate`. Both with Retry-After"
+    },
     502: {"description": "`upstream_error`: Tavus failed; nothing was left behind"},
     503: {"description": "`upstream_capacity`: the Tavus account is at its concurrency limit"},
 }
@@ -51,13 +67,14 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "",
+    operation_id="startSession",
     status_code=status.HTTP_201_CREATED,
     response_model=SessionPublic,
     responses=_START_ERRORS,
 )
 async def start_session(
     body: SessionCreate,
-    tenant: CurrentTenant,
+    tenant: SessionStarter,
     runtime: RuntimeDep,
     idempotency_key: Annotated[
         str | None,
@@ -71,11 +88,16 @@ async def start_session(
     ] = None,
 ) -> JSONResponse:
     """Start a conversation for one of the tenant's users, reusing a persistent PAL or
-    creating an ephemeral one per the profile's strategy."""
+    creating an ephemeral one per the profile's strategy. Needs `sessions:start`, and a
+    profile the key may start."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidIdempotencyKey()
     outcome = await runtime.start_saga.start(
-        tenant.tenant_id, body, idempotency_key, api_key_id=tenant.key_id
+        tenant.tenant_id,
+        body,
+        idempotency_key,
+        api_key_id=tenant.key_id,
+        allowed_profiles=tenant.profiles,
     )
     headers = dict(outcome.headers)
     if outcome.replayed:
@@ -88,22 +110,17 @@ async def start_session(
     )
 
 
-@router.get(
-    "",
-    responses={
-        **_AUTH,
-        400: {"description": "Not a `next_cursor` of a previous page (`invalid_cursor`)"},
-    },
-)
+@router.get("", operation_id="listSessions", responses={**_AUTH, **_BAD_CURSOR})
 async def list_sessions(
-    tenant: CurrentTenant,
+    tenant: SessionReader,
     db: DbSession,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     external_ref: Annotated[StorableStr | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionPage:
-    """The tenant's sessions, newest first, a page at a time (pass `next_cursor` back)."""
+    """The tenant's sessions, newest first, a page at a time (pass `next_cursor` back).
+    Needs `sessions:read`."""
     return await session_service.list_sessions(
         db,
         tenant.tenant_id,
@@ -114,9 +131,9 @@ async def list_sessions(
     )
 
 
-@router.get("/{session_id}", responses={**_AUTH, **_NOT_FOUND})
-async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionPublic:
-    """One session."""
+@router.get("/{session_id}", operation_id="getSession", responses={**_AUTH, **_NOT_FOUND})
+async def get_session(session_id: str, tenant: SessionReader, db: DbSession) -> SessionPublic:
+    """One session. Needs `sessions:read`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
     return await session_service.get_session(db, tenant.tenant_id, parsed)
@@ -124,6 +141,7 @@ async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> 
 
 @router.post(
     "/{session_id}/end",
+    operation_id="endSession",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         **_AUTH,
@@ -131,9 +149,10 @@ async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> 
         409: {"description": "`session_not_endable`: still being created"},
     },
 )
-async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDep) -> SessionPublic:
+async def end_session(session_id: str, tenant: SessionEnder, runtime: RuntimeDep) -> SessionPublic:
     """End the conversation (idempotent). The session moves to `ending`; the shutdown
-    webhook or the reconciler finishes it and deletes an ephemeral PAL."""
+    webhook or the reconciler finishes it and deletes an ephemeral PAL. Needs
+    `sessions:end`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
     return await session_service.end_session(
@@ -146,9 +165,22 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
     )
 
 
-@router.get("/{session_id}/events", responses={**_AUTH, **_NOT_FOUND})
-async def list_events(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionEventList:
-    """The session's append-only event log: transitions, Tavus outcomes, raw webhooks."""
+@router.get(
+    "/{session_id}/events",
+    operation_id="listSessionEvents",
+    responses={**_AUTH, **_NOT_FOUND, **_BAD_CURSOR},
+)
+async def list_events(
+    session_id: str,
+    tenant: SessionReader,
+    db: DbSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SessionEventList:
+    """The session's append-only event log, oldest first, a page at a time (pass
+    `next_cursor` back): transitions, Tavus outcomes, raw webhooks. Needs `sessions:read`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
-    return await session_service.list_events(db, tenant.tenant_id, parsed)
+    return await session_service.list_events(
+        db, tenant.tenant_id, parsed, limit=limit, cursor=cursor
+    )

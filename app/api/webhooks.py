@@ -46,6 +46,7 @@ class InvalidWebhookToken(Unauthorized):
 
 @router.post(
     "/tavus/{session_id}",
+    operation_id="receiveTavusWebhook",
     responses={
         400: {"description": "Not a Tavus event (`invalid_webhook`)"},
         401: {"description": "Missing or wrong token (`invalid_webhook_token`)"},

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Integer,
     LargeBinary,
     Text,
@@ -74,7 +75,7 @@ def _event_from(session_id: Any) -> Any:
     )
 
 
-# The parameters of ``session_admission_gate`` (migration 0005), in order.
+# The parameters of ``session_admission_gate`` (migrations 0005 and 0007), in order.
 _GATE_PARAMETERS = (
     ("p_tenant_id", Text()),
     ("p_api_key_id", Text()),
@@ -107,6 +108,7 @@ def admit() -> Select[Any]:
             column("live_sessions", BigInteger()),
             column("session_cap", Integer()),
             column("tavus_key", LargeBinary()),
+            column("retry_after", Double()),
         )
     ).cte("gate")
     inserted = (
@@ -131,6 +133,7 @@ def admit() -> Select[Any]:
             gate.c.live_sessions,
             gate.c.session_cap,
             gate.c.tavus_key,
+            gate.c.retry_after,
             inserted.c.created_at,
             inserted.c.updated_at,
         )

@@ -49,20 +49,23 @@ class AdmissionGate:
 
 
 class AdmissionOutcome(StrEnum):
-    """The gate's answers (migration 0005)."""
+    """The gate's answers (migrations 0005 and 0007)."""
 
     ADMITTED = statements.ADMITTED
     NO_TENANT = "no_tenant"
     KEY_REVOKED = "key_revoked"
     PROFILE_CHANGED = "profile_changed"
     KEY_EXISTS = "key_exists"
+    KEY_RATE_LIMITED = "key_rate_limited"
     FULL = "full"
 
 
 @dataclass(frozen=True)
 class Admission:
     """What admission decided. ``live`` is counted when the key was claimed (or there
-    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted."""
+    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted;
+    ``retry_after`` is when the caller's API key has a start token again, in seconds, when
+    its start rate refused it."""
 
     outcome: AdmissionOutcome
     live: int | None
@@ -70,6 +73,7 @@ class Admission:
     tavus_api_key_encrypted: bytes | None
     created_at: datetime | None
     updated_at: datetime | None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class SessionWrites:
             tavus_api_key_encrypted=row["tavus_key"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            retry_after=row["retry_after"],
         )
 
     async def move(

@@ -215,13 +215,18 @@ class SessionRepository:
         )
         return (await self.session.scalars(query)).one_or_none()
 
-    async def events(self, session_id: uuid.UUID, *, limit: int = 1000) -> Sequence[SessionEvent]:
+    async def events(
+        self, session_id: uuid.UUID, *, limit: int = 1000, after: int | None = None
+    ) -> Sequence[SessionEvent]:
+        """The session's events in the order they were written, after event ``after``."""
         query = (
             select(SessionEvent)
             .where(SessionEvent.session_id == session_id)
             .order_by(SessionEvent.id)
             .limit(limit)
         )
+        if after is not None:
+            query = query.where(SessionEvent.id > after)
         return (await self.session.scalars(query)).all()
 
 

@@ -17,7 +17,9 @@ from app.domain.sessions.views import (
     SessionPage,
     SessionPublic,
     decode_cursor,
+    decode_event_cursor,
     encode_cursor,
+    encode_event_cursor,
     event_view,
     session_view,
 )
@@ -65,11 +67,19 @@ async def list_sessions(
     )
 
 
-async def list_events(db: AsyncSession, tenant_id: str, session_id: uuid.UUID) -> SessionEventList:
+async def list_events(
+    db: AsyncSession, tenant_id: str, session_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> SessionEventList:
+    after = decode_event_cursor(cursor) if cursor else None
     repo = SessionRepository(db)
     if await repo.get_for_tenant(tenant_id, session_id) is None:
         raise SessionNotFound(f"session {session_id} does not exist")
-    return SessionEventList(items=[event_view(e) for e in await repo.events(session_id)])
+    rows = await repo.events(session_id, limit=limit + 1, after=after)
+    page = rows[:limit]
+    return SessionEventList(
+        items=[event_view(e) for e in page],
+        next_cursor=encode_event_cursor(page[-1].id) if len(rows) > limit and page else None,
+    )
 
 
 async def end_session(

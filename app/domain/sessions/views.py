@@ -55,6 +55,7 @@ class SessionEventPublic(BaseModel):
 
 class SessionEventList(BaseModel):
     items: list[SessionEventPublic]
+    next_cursor: str | None
 
 
 def session_view(row: Session) -> SessionPublic:
@@ -106,3 +107,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(created_at), uuid.UUID(session_id)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("pass back the next_cursor of a previous page unchanged") from exc
+
+
+def encode_event_cursor(event_id: int) -> str:
+    raw = json.dumps(["event", event_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> int:
+    """The id of the last event of the previous page."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, event_id = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("pass back the next_cursor of a previous page unchanged") from exc
+    if kind != "event" or not isinstance(event_id, int) or event_id < 0:
+        raise InvalidCursor("pass back the next_cursor of a previous page unchanged")
+    return event_id
