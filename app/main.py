@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 import app
-from app.api import health, metrics, problems, sessions, tenants, webhooks
+from app.api import dev, health, metrics, problems, sessions, tenants, webhooks
+from app.api.cors import TenantCors
 from app.api.middleware import BodySizeLimit
 from app.domain.leased_loop import LeasedLoop
 from app.domain.sessions.sweep import sweep_if_alone
@@ -26,6 +27,18 @@ from app.tavus.retry import RetryPolicy
 logger = logging.getLogger(__name__)
 
 METRICS_OFF_WARNING = "GET /metrics answers 404 until PALISADE_METRICS_TOKEN is set"
+
+OPENAPI_TAGS = [
+    {
+        "name": "sessions",
+        "description": "A tenant's sessions, with a tenant API key whose scopes allow the "
+        "operation. Browsers call them from the tenant's `cors_origins` (docs/frontends.md).",
+    },
+    {"name": "tenants", "description": "Tenants and their profiles (admin token)."},
+    {"name": "api-keys", "description": "Tenants' API keys and their restrictions (admin token)."},
+    {"name": "webhooks", "description": "Where Tavus reports on conversations."},
+    {"name": "operations", "description": "Probes for orchestrators."},
+]
 
 
 @asynccontextmanager
@@ -122,14 +135,18 @@ def create_app(
         version=app.__version__,
         summary="Session orchestration for Tavus conversational video.",
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     problems.install(api)
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    api.add_middleware(TenantCors)
     api.include_router(health.router)
     if serve_api:
         api.include_router(tenants.router)
         api.include_router(sessions.router)
         api.include_router(webhooks.router)
+        if settings.is_dev:
+            api.include_router(dev.router)
     api.include_router(metrics.router)
     return api
 

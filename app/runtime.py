@@ -22,6 +22,7 @@ from app.domain.profiles.cache import ProfileCache
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.authentication import ApiKeyAuthenticator
+from app.domain.tenants.cors import ListedOrigins
 from app.domain.tenants.pals import TavusPalDirectory
 from app.observability import metrics
 from app.observability.redaction import remember_secret
@@ -48,6 +49,8 @@ class Runtime:
     webhook_tokens: WebhookTokens
     pals: TavusPalDirectory
     api_keys: ApiKeyAuthenticator
+    # Origins some tenant lists, for CORS preflights.
+    cors_origins: ListedOrigins
     start_saga: StartSaga
     reconciler: Reconciler | None
     warm_pool: WarmPool
@@ -153,6 +156,7 @@ async def open_runtime(
                 sessionmaker,
                 remember_seconds=settings.api_key_cache_seconds,
             ),
+            cors_origins=ListedOrigins(autocommit, remember_seconds=settings.api_key_cache_seconds),
             pals=TavusPalDirectory(tavus),
             start_saga=start_saga,
             reconciler=reconciler,

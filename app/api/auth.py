@@ -1,14 +1,21 @@
-"""Who is calling: the operator (admin token) or a tenant's frontend (tenant API key)."""
+"""Who is calling: the operator (admin token) or a tenant's frontend (tenant API key).
+
+A tenant route names the scope it needs (``SessionReader``, ..., or ``requires(scope)``);
+``current_tenant`` is the one place that checks it. The scope also shows in the route's
+OpenAPI security requirement.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from app.api.deps import RuntimeDep
+from app.domain.tenants import access
 from app.domain.tenants.authentication import TenantCredentials
+from app.domain.tenants.errors import InsufficientScope
 from app.errors import NotFound, Unauthorized
 from app.security.tokens import constant_time_equals
 
@@ -38,7 +45,14 @@ async def require_admin(
         raise _unauthorized("invalid admin token")
 
 
+# Where the request's tenant is left for the CORS middleware (app.api.cors), which
+# answers for the tenant's origins once the response starts.
+TENANT_STATE = "tenant"
+
+
 async def current_tenant(
+    request: Request,
+    security_scopes: SecurityScopes,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_tenant_bearer)],
 ) -> TenantCredentials:
@@ -47,7 +61,18 @@ async def current_tenant(
     found = await runtime.api_keys.authenticate(credentials.credentials)
     if found is None:
         raise _unauthorized("invalid or revoked API key")
+    # Before the scope check: a browser may read the refusal.
+    setattr(request.state, TENANT_STATE, found)
+    for scope in security_scopes.scopes:
+        if scope not in found.scopes:
+            raise InsufficientScope(scope)
     return found
+
+
+def requires(scope: access.Scope) -> Any:
+    """A tenant route's caller, whose key must have ``scope``:
+    ``Annotated[TenantCredentials, requires(scope)]``."""
+    return Security(current_tenant, scopes=[scope])
 
 
 async def require_metrics_token(
@@ -70,4 +95,7 @@ async def require_metrics_token(
 
 AdminOnly = Depends(require_admin)
 MetricsScraper = Depends(require_metrics_token)
-CurrentTenant = Annotated[TenantCredentials, Depends(current_tenant)]
+SessionStarter = Annotated[TenantCredentials, requires(access.START)]
+SessionReader = Annotated[TenantCredentials, requires(access.READ)]
+SessionEnder = Annotated[TenantCredentials, requires(access.END)]
+SessionInteractor = Annotated[TenantCredentials, requires(access.INTERACT)]

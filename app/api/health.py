@@ -29,13 +29,14 @@ class Readiness(BaseModel):
     head: list[str] | None = None
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", operation_id="getHealth", summary="The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
+    operation_id="getReadiness",
     summary="The database is reachable and its schema is at head (or ahead, mid-upgrade)",
     response_model=Readiness,
     responses={503: {"description": "Not ready; `reason` says why", "model": Readiness}},

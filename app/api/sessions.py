@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import Response
 
-from app.api.auth import CurrentTenant
+from app.api.auth import SessionEnder, SessionReader, SessionStarter
 from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import respond
 from app.api.routing import StrictJsonRoute
@@ -29,7 +29,13 @@ router = APIRouter(route_class=StrictJsonRoute, prefix="/sessions", tags=["sessi
 _IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_KEY_PATTERN)
 
-_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    403: {
+        "description": "`insufficient_scope`: the key lacks the scope this operation needs "
+        "(`required_scope` names it)"
+    },
+}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such session for this tenant (`session_not_found`)"}
 }
@@ -45,6 +51,10 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Malformed JSON (`malformed_json`) or Idempotency-Key "
         "(`invalid_idempotency_key`)"
     },
+    403: {
+        "description": "`insufficient_scope`: the key lacks `sessions:start`; "
+        "`profile_not_allowed`: the key may not start this profile"
+    },
     409: {
         "description": "`idempotency_key_in_flight`: the first request is still running; "
         "`profile_changing`: the profile kept changing during admission"
@@ -54,7 +64,10 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Invalid request: `unknown_profile`, `override_not_allowed`, "
         "`overrides_not_allowed`, `property_cap_exceeded`, `idempotency_key_mismatch`, ..."
     },
-    429: {"description": "`tenant_concurrency_limit`, with Retry-After"},
+    429: {
+        "description": "`tenant_concurrency_limit`: the tenant is at its cap; "
+        "`key_rate_limited`: the key has used up its `start_rate`. Both with Retry-After"
+    },
     502: {"description": "`upstream_error`: Tavus failed; nothing was left behind"},
     503: {"description": "`upstream_capacity`: the Tavus account is at its concurrency limit"},
 }
@@ -62,13 +75,14 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "",
+    operation_id="startSession",
     status_code=status.HTTP_201_CREATED,
     response_model=SessionPublic,
     responses=_START_ERRORS,
 )
 async def start_session(
     body: SessionCreate,
-    tenant: CurrentTenant,
+    tenant: SessionStarter,
     runtime: RuntimeDep,
     idempotency_key: Annotated[
         str | None,
@@ -82,11 +96,16 @@ async def start_session(
     ] = None,
 ) -> Response:
     """Start a conversation for one of the tenant's users, reusing a persistent PAL or
-    creating an ephemeral one per the profile's strategy."""
+    creating an ephemeral one per the profile's strategy. Needs `sessions:start`, and a
+    profile the key may start."""
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidIdempotencyKey()
     outcome = await runtime.start_saga.start(
-        tenant.tenant_id, body, idempotency_key, api_key_id=tenant.key_id
+        tenant.tenant_id,
+        body,
+        idempotency_key,
+        api_key_id=tenant.key_id,
+        allowed_profiles=tenant.profiles,
     )
     match outcome:
         case Replayed(answer):
@@ -96,16 +115,17 @@ async def start_session(
             return respond(answer)
 
 
-@router.get("", responses={**_AUTH, **_BAD_CURSOR})
+@router.get("", operation_id="listSessions", responses={**_AUTH, **_BAD_CURSOR})
 async def list_sessions(
-    tenant: CurrentTenant,
+    tenant: SessionReader,
     db: DbSession,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     external_ref: Annotated[StorableStr | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionPage:
-    """The tenant's sessions, newest first, a page at a time (pass `next_cursor` back)."""
+    """The tenant's sessions, newest first, a page at a time (pass `next_cursor` back).
+    Needs `sessions:read`."""
     return await session_service.list_sessions(
         db,
         tenant.tenant_id,
@@ -116,9 +136,9 @@ async def list_sessions(
     )
 
 
-@router.get("/{session_id}", responses={**_AUTH, **_NOT_FOUND})
-async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> SessionPublic:
-    """One session."""
+@router.get("/{session_id}", operation_id="getSession", responses={**_AUTH, **_NOT_FOUND})
+async def get_session(session_id: str, tenant: SessionReader, db: DbSession) -> SessionPublic:
+    """One session. Needs `sessions:read`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
     return await session_service.get_session(db, tenant.tenant_id, parsed)
@@ -126,6 +146,7 @@ async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> 
 
 @router.post(
     "/{session_id}/end",
+    operation_id="endSession",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         **_AUTH,
@@ -133,9 +154,10 @@ async def get_session(session_id: str, tenant: CurrentTenant, db: DbSession) -> 
         409: {"description": "`session_not_endable`: still being created"},
     },
 )
-async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDep) -> SessionPublic:
+async def end_session(session_id: str, tenant: SessionEnder, runtime: RuntimeDep) -> SessionPublic:
     """End the conversation (idempotent). The session moves to `ending`; the shutdown
-    webhook or the reconciler finishes it and deletes an ephemeral PAL."""
+    webhook or the reconciler finishes it and deletes an ephemeral PAL. Needs
+    `sessions:end`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
     return await session_service.end_session(
@@ -148,17 +170,21 @@ async def end_session(session_id: str, tenant: CurrentTenant, runtime: RuntimeDe
     )
 
 
-@router.get("/{session_id}/events", responses={**_AUTH, **_NOT_FOUND, **_BAD_CURSOR})
+@router.get(
+    "/{session_id}/events",
+    operation_id="listSessionEvents",
+    responses={**_AUTH, **_NOT_FOUND, **_BAD_CURSOR},
+)
 async def list_events(
     session_id: str,
-    tenant: CurrentTenant,
+    tenant: SessionReader,
     db: DbSession,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PER_PAGE)] = DEFAULT_EVENTS_PER_PAGE,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionEventList:
     """The session's append-only event log, oldest first, a page at a time (pass
     `next_cursor` back): transitions, Tavus outcomes, raw webhooks (without the webhook
-    token)."""
+    token). Needs `sessions:read`."""
     parsed = session_service.parse_session_id(session_id)
     bind_session(parsed)
     return await session_service.list_events(

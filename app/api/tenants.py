@@ -23,9 +23,7 @@ from app.domain.tenants.schemas import (
     TenantUpdate,
 )
 
-router = APIRouter(
-    route_class=StrictJsonRoute, prefix="/tenants", tags=["admin"], dependencies=[AdminOnly]
-)
+router = APIRouter(route_class=StrictJsonRoute, prefix="/tenants", dependencies=[AdminOnly])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid admin token"},
@@ -36,17 +34,26 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}})
+@router.post(
+    "",
+    operation_id="createTenant",
+    tags=["tenants"],
+    status_code=status.HTTP_201_CREATED,
+    responses={**_ERRORS, 409: {}},
+)
 async def create_tenant(
-    body: TenantCreate, session: DbSession, runtime: RuntimeDep
+    body: TenantCreate, session: DbSession, runtime: RuntimeDep, after_commit: BackgroundTasks
 ) -> TenantPublic:
     """Create a tenant with its profiles."""
-    return await tenant_service.create_tenant(
+    created = await tenant_service.create_tenant(
         session, body, box=runtime.secret_box, pals=runtime.pals
     )
+    if created.cors_origins:
+        after_commit.add_task(runtime.cors_origins.forget_after_commit)
+    return created
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", operation_id="listTenants", tags=["tenants"], responses=_ERRORS)
 async def list_tenants(
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -56,38 +63,66 @@ async def list_tenants(
     return await tenant_service.list_tenants(session, limit=limit, cursor=cursor)
 
 
-@router.get("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
+@router.get(
+    "/{tenant_id}", operation_id="getTenant", tags=["tenants"], responses={**_ERRORS, **_NOT_FOUND}
+)
 async def get_tenant(tenant_id: StorableStr, session: DbSession) -> TenantPublic:
     """Read a tenant with its profiles (never its Tavus key)."""
     return await tenant_service.get_tenant(session, tenant_id)
 
 
-@router.patch("/{tenant_id}", responses={**_ERRORS, **_NOT_FOUND})
+@router.patch(
+    "/{tenant_id}",
+    operation_id="updateTenant",
+    tags=["tenants"],
+    responses={**_ERRORS, **_NOT_FOUND},
+)
 async def update_tenant(
-    tenant_id: StorableStr, body: TenantUpdate, session: DbSession, runtime: RuntimeDep
+    tenant_id: StorableStr,
+    body: TenantUpdate,
+    session: DbSession,
+    runtime: RuntimeDep,
+    after_commit: BackgroundTasks,
 ) -> TenantPublic:
-    """Merge-patch a tenant; changed profiles apply to new sessions only."""
-    return await tenant_service.update_tenant(
+    """Merge-patch a tenant; changed profiles apply to new sessions only, changed
+    `cors_origins` within `PALISADE_API_KEY_CACHE_SECONDS` on every replica."""
+    updated = await tenant_service.update_tenant(
         session, tenant_id, body, box=runtime.secret_box, pals=runtime.pals
     )
+    if "cors_origins" in body.model_fields_set:
+        # Once committed (background tasks run after the response): this process answers
+        # for the new origins at once.
+        after_commit.add_task(runtime.cors_origins.forget_after_commit)
+        after_commit.add_task(runtime.api_keys.forget_tenant_after_commit, tenant_id)
+    return updated
 
 
 @router.post(
     "/{tenant_id}/api-keys",
+    operation_id="createApiKey",
+    tags=["api-keys"],
     status_code=status.HTTP_201_CREATED,
-    responses={**_ERRORS, **_NOT_FOUND},
+    responses={
+        **_ERRORS,
+        **_NOT_FOUND,
+        422: {"description": "Invalid key (`unknown_profile`, `validation_error`)"},
+    },
 )
 async def create_api_key(
     tenant_id: StorableStr, session: DbSession, body: ApiKeyCreate | None = None
 ) -> ApiKeyCreated:
-    """Issue an API key for the tenant's frontends. The key is shown only in this response."""
+    """Issue an API key for the tenant's frontends. The key is shown only in this response.
+    Without restrictions it may do everything; a browser's key holds `sessions:start`
+    only, for some `profiles`, at a `start_rate` (docs/frontends.md)."""
     return await tenant_service.create_api_key(
-        session, tenant_id, label=body.label if body else None
+        session, tenant_id, label=body.label if body else None, restrictions=body
     )
 
 
 @router.get(
     "/{tenant_id}/api-keys",
+    operation_id="listApiKeys",
+    tags=["api-keys"],
     responses={
         **_ERRORS,
         **_NOT_FOUND,
@@ -107,6 +142,8 @@ async def list_api_keys(
 
 @router.delete(
     "/{tenant_id}/api-keys/{key_id}",
+    operation_id="revokeApiKey",
+    tags=["api-keys"],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_ERRORS, 404: {"description": "No such key (`api_key_not_found`)"}},
 )
@@ -130,6 +167,8 @@ async def revoke_api_key(
 
 @router.post(
     "/{tenant_id}/profiles/{name}/check",
+    operation_id="checkProfile",
+    tags=["tenants"],
     responses={
         401: _ERRORS[401],
         404: {

@@ -47,6 +47,7 @@ class InvalidWebhookToken(Unauthorized):
 
 @router.post(
     "/tavus/{session_id}",
+    operation_id="receiveTavusWebhook",
     responses={
         400: {
             "description": "Not JSON Palisade accepts (`malformed_json`), or not a Tavus event "

@@ -71,7 +71,7 @@ SETTABLE: Final = frozenset(
 
 # What ``session_admission_gate`` answers when the session may be inserted.
 ADMITTED: Final = "admitted"
-# The gate's parameters, in order (migration 0005), then the row's and the event's.
+# The gate's parameters, in order (migrations 0005 and 0009), then the row's and the event's.
 _GATE_PARAMETERS: Final = (
     ("tenant_id", "text"),
     ("api_key_id", "text"),
@@ -105,7 +105,7 @@ WITH gate AS (
     INSERT INTO session_event (session_id, kind, type, to_state, payload)
     SELECT inserted.id, {event[0]}, {event[1]}, inserted.state, {event[2]} FROM inserted
 )
-SELECT gate.outcome, gate.live_sessions, gate.session_cap, gate.tavus_key,
+SELECT gate.outcome, gate.live_sessions, gate.session_cap, gate.tavus_key, gate.retry_after,
        inserted.created_at, inserted.updated_at
   FROM gate LEFT JOIN inserted ON true
 """
@@ -164,20 +164,23 @@ class AdmissionGate:
 
 
 class AdmissionOutcome(StrEnum):
-    """The gate's answers (migration 0005)."""
+    """The gate's answers (migrations 0005 and 0009)."""
 
     ADMITTED = ADMITTED
     NO_TENANT = "no_tenant"
     KEY_REVOKED = "key_revoked"
     PROFILE_CHANGED = "profile_changed"
     KEY_EXISTS = "key_exists"
+    KEY_RATE_LIMITED = "key_rate_limited"
     FULL = "full"
 
 
 @dataclass(frozen=True)
 class Admission:
     """What admission decided. ``live`` is counted when the key was claimed (or there
-    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted."""
+    was none); ``created_at``/``updated_at`` are the inserted session's, when admitted;
+    ``retry_after`` is when the caller's API key has a start token again, in seconds, when
+    its start rate refused it."""
 
     outcome: AdmissionOutcome
     live: int | None
@@ -185,6 +188,7 @@ class Admission:
     tavus_api_key_encrypted: bytes | None
     created_at: datetime | None
     updated_at: datetime | None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,7 @@ class SessionStore:
             tavus_api_key_encrypted=row["tavus_key"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            retry_after=row["retry_after"],
         )
 
     async def move(

@@ -337,7 +337,20 @@ def test_a_created_key_authenticates_until_revoked(operator: Operator) -> None:
     assert operator.apply(tenants_file(operator.make_pal(TENANT_TAVUS_KEY))).returncode == 0
 
     created = json.loads(operator.ok("key", "create", "acme", "--label", "web"))
-    assert set(created) == {"id", "key", "prefix", "label", "created_at"}
+    assert set(created) == {
+        "id",
+        "key",
+        "prefix",
+        "label",
+        "scopes",
+        "profiles",
+        "start_rate",
+        "start_burst",
+        "created_at",
+    }
+    # Unrestricted: a backend's key.
+    assert (created["profiles"], created["start_rate"]) == (None, None)
+    assert len(created["scopes"]) == 4
     assert created["key"].startswith(created["prefix"])
     assert created["label"] == "web"
     assert operator.sessions_status(created["key"]) == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvicorn
@@ -18,6 +18,7 @@ from app.settings import DEV_ADMIN_TOKEN, HTTP_KEEP_ALIVE_SECONDS, Settings
 from app.tavus.retry import RetryPolicy
 from tavus_simulator import Simulator, SimulatorConfig, build_server
 from tavus_simulator.app import SimulatorApp
+from tests.support.client import PalisadeClient, TenantCreate
 from tests.support.processes import free_port
 from tests.support.wait import until
 
@@ -127,14 +128,23 @@ class Palisade:
         runtime: Runtime = self.app.state.runtime
         return runtime
 
+    @property
+    def api(self) -> PalisadeClient:
+        """The typed client, with the admin token."""
+        return PalisadeClient(self.client, DEV_ADMIN_TOKEN)
+
+    def api_as(self, api_key: str, *, origin: str | None = None) -> PalisadeClient:
+        """The typed client with a tenant API key (and a browser's ``Origin``)."""
+        return PalisadeClient(self.client, api_key, origin=origin)
+
     async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.request(method, path, headers=ADMIN_HEADERS, **kwargs)
 
     async def create_tenant(self, body: dict[str, Any]) -> str:
         """Create a tenant and an API key for it; return the key."""
-        created = await self.admin("POST", "/tenants", json=body)
+        created = await self.api.create_tenant(cast(TenantCreate, body))
         assert created.status_code == 201, created.text
-        key = await self.admin("POST", f"/tenants/{body['id']}/api-keys", json={})
+        key = await self.api.create_api_key(body["id"])
         assert key.status_code == 201, key.text
         api_key: str = key.json()["key"]
         self.tenants[body["id"]] = api_key

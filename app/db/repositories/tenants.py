@@ -14,11 +14,25 @@ from app.db.models import Profile, Tenant, TenantApiKey
 # last_used_at is advisory; writing it on every request would make one hot row per key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-# Every tenant request runs it: built once, so each execution only binds the hash.
-_FIND_ACTIVE_KEY = select(TenantApiKey.id, TenantApiKey.tenant_id, TenantApiKey.last_used_at).where(
-    TenantApiKey.key_hash == bindparam("p_key_hash", type_=TenantApiKey.key_hash.type),
-    TenantApiKey.revoked_at.is_(None),
+# Every tenant request runs it: built once, so each execution only binds the hash. With
+# the key, what it may do and where its tenant's browser frontends call from.
+_FIND_ACTIVE_KEY = (
+    select(
+        TenantApiKey.id,
+        TenantApiKey.tenant_id,
+        TenantApiKey.last_used_at,
+        TenantApiKey.scopes,
+        TenantApiKey.profiles,
+        Tenant.cors_origins,
+    )
+    .join(Tenant, Tenant.id == TenantApiKey.tenant_id)
+    .where(
+        TenantApiKey.key_hash == bindparam("p_key_hash", type_=TenantApiKey.key_hash.type),
+        TenantApiKey.revoked_at.is_(None),
+    )
 )
+
+_LISTED_ORIGINS = select(func.unnest(Tenant.cors_origins)).distinct()
 
 
 # The profile a start runs under: the one named, else the tenant's default; with a hash
@@ -59,6 +73,10 @@ class ActiveKey:
     id: str
     tenant_id: str
     last_used_at: datetime | None
+    # None: every scope; any profile.
+    scopes: list[str] | None
+    profiles: list[str] | None
+    tenant_cors_origins: list[str]
 
 
 class TenantRepository:
@@ -103,6 +121,10 @@ class TenantRepository:
 
     async def list_all(self) -> Sequence[Tenant]:
         return (await self.session.scalars(select(Tenant).order_by(Tenant.id))).all()
+
+    async def listed_origins(self) -> frozenset[str]:
+        """Every origin some tenant lists for CORS."""
+        return frozenset((await self.session.scalars(_LISTED_ORIGINS)).all())
 
     async def add(self, tenant: Tenant) -> None:
         self.session.add(tenant)
@@ -168,7 +190,16 @@ class ApiKeyRepository:
 
     async def find_active(self, key_hash: bytes) -> ActiveKey | None:
         found = (await self.session.execute(_FIND_ACTIVE_KEY, {"p_key_hash": key_hash})).first()
-        return ActiveKey(found.id, found.tenant_id, found.last_used_at) if found else None
+        if found is None:
+            return None
+        return ActiveKey(
+            id=found.id,
+            tenant_id=found.tenant_id,
+            last_used_at=found.last_used_at,
+            scopes=found.scopes,
+            profiles=found.profiles,
+            tenant_cors_origins=found.cors_origins,
+        )
 
     async def page_for_tenant(
         self, tenant_id: str, *, limit: int, after: str | None

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from app.domain.profiles.paths import FieldProblem
 from app.domain.storable_text import INVALID_CHARACTER
+from app.domain.tenants.origins import INVALID_ORIGIN
 from app.errors import ValidationFailed
 
 # Save-time codes carried as pydantic error types --------------------------------------
@@ -52,6 +53,7 @@ OWN_CODES: Final = frozenset(
         WARM_POOL_VARIANT_INVALID,
         WARM_POOL_VARIANT_DUPLICATE,
         INVALID_CHARACTER,
+        INVALID_ORIGIN,
     }
 )
 

@@ -57,6 +57,7 @@ from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.states import Cleanup, State
 from app.domain.sessions.views import SessionPublic, session_view
 from app.domain.sessions.webhooks import apply_stored_events
+from app.domain.tenants.errors import KeyRateLimited, ProfileNotAllowed
 from app.errors import (
     AppError,
     Rendered,
@@ -186,6 +187,15 @@ def _revoked() -> Unauthorized:
     return Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _refuse_unlisted_profile(name: str, allowed: frozenset[str] | None) -> None:
+    if allowed is not None and name not in allowed:
+        raise ProfileNotAllowed(
+            f"this API key may not start sessions of profile {name!r}",
+            profile=name,
+            allowed_profiles=sorted(allowed),
+        )
+
+
 def _tavus_error_summary(error: TavusError) -> dict[str, Any]:
     return {
         "tavus_operation": error.operation,
@@ -230,11 +240,13 @@ class StartSaga:
         idempotency_key: str | None,
         *,
         api_key_id: str | None = None,
+        allowed_profiles: frozenset[str] | None = None,
     ) -> StartOutcome:
         """Start a session for ``tenant_id``. ``api_key_id``, the caller's key, is checked
         again under the tenant's lock: a key revoked since it was authenticated starts
-        nothing."""
-        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id)
+        nothing, and a key with a start rate spends a token. ``allowed_profiles``: the
+        profiles the key may start (None: any)."""
+        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id, allowed_profiles)
         if isinstance(admitted, StartOutcome):
             return admitted
         if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
@@ -247,7 +259,12 @@ class StartSaga:
     # --- admission (one statement) ------------------------------------------------
 
     async def _admit(
-        self, tenant_id: str, body: SessionCreate, key: str | None, api_key_id: str | None
+        self,
+        tenant_id: str,
+        body: SessionCreate,
+        key: str | None,
+        api_key_id: str | None,
+        allowed_profiles: frozenset[str] | None = None,
     ) -> StartOutcome | uuid.UUID | tuple[Session, bytes | None]:
         """Admit a new session (its row, as stored, and its tenant's Tavus key), or answer
         from the key's record, or hand back the id of a crashed first attempt to resume.
@@ -274,9 +291,15 @@ class StartSaga:
             if key is not None
             else None
         )
+        # A profile the key may not start is refused before its name is looked up: the
+        # key learns nothing of the tenant's other profiles.
+        if body.profile is not None:
+            _refuse_unlisted_profile(body.profile, allowed_profiles)
         for attempt in range(PROFILE_READS):
             try:
                 profile = await self.ctx.profiles.get(tenant_id, body.profile, fresh=attempt > 0)
+                # The default: admission checks that it is still the default.
+                _refuse_unlisted_profile(profile.name, allowed_profiles)
                 values, resolution = self._admission_values(
                     profile, tenant_id, body, request, key, session_id, lease_until
                 )
@@ -324,6 +347,13 @@ class StartSaga:
                     known = await self._existing_key(tenant_id, key, fingerprint, now)
                     assert known is not None
                     return known
+                case AdmissionOutcome.KEY_RATE_LIMITED:
+                    assert admission.retry_after is not None
+                    raise KeyRateLimited(
+                        "this API key has used up its start rate; retry after the "
+                        "Retry-After delay",
+                        headers={"Retry-After": str(max(1, math.ceil(admission.retry_after)))},
+                    )
                 case AdmissionOutcome.FULL:
                     raise TenantConcurrencyLimit(
                         f"tenant {tenant_id!r} has {admission.live} of "

@@ -17,6 +17,7 @@ from app.db.repositories.tenants import TenantRepository
 from app.domain.profiles.validation import validate_profile
 from app.domain.tenants import service
 from app.domain.tenants.schemas import (
+    CorsOrigins,
     MaxConcurrentSessions,
     ProfileName,
     TenantCreate,
@@ -38,6 +39,7 @@ class TenantSpec(BaseModel):
     tavus_api_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     profiles: dict[ProfileName, dict[str, Any]] = Field(default_factory=dict)
     default_profile: ProfileName | None = None
+    cors_origins: CorsOrigins = Field(default_factory=list)
 
 
 class TenantsFile(BaseModel):
@@ -131,6 +133,7 @@ async def apply_tenants(
                 "tavus_api_key": own_key,
                 "profiles": spec.profiles,
                 "default_profile": spec.default_profile,
+                "cors_origins": spec.cors_origins,
             }
         )
         current = await repo.get(spec.id)
@@ -146,6 +149,8 @@ async def apply_tenants(
             patch["max_concurrent_sessions"] = spec.max_concurrent_sessions
         if _stored_key_differs(box, current.tavus_api_key_encrypted, own_key):
             patch["tavus_api_key"] = own_key
+        if current.cors_origins != spec.cors_origins:
+            patch["cors_origins"] = spec.cors_origins
         stored_profiles = {
             p.name: _readable_config(box, p.config) for p in await repo.profiles(spec.id)
         }

@@ -1,4 +1,5 @@
-"""Tenant API keys: which tenant a request's key belongs to, remembered for a few seconds.
+"""Tenant API keys: which tenant a request's key belongs to, what the key may do and the
+tenant's browser origins, remembered for a few seconds.
 
 Every tenant request presents its key, and looking it up cost a round trip and a pooled
 connection per request. A key found active is remembered by each process for
@@ -8,18 +9,22 @@ never remembered, so guessing fills nothing.
 What remembering costs is a bound on revocation: a key revoked through one process is
 forgotten by that process at once, and by the others within the window. A session start
 is not subject to it: admission checks the key again under the tenant's lock
-(``session_admission_gate``), so a revoked key never starts a session.
+(``session_admission_gate``), so a revoked key never starts a session. A key's scopes and
+profiles never change, so remembering them costs nothing; a change of the tenant's CORS
+origins reaches the other processes within the same window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.repositories.tenants import LAST_USED_RESOLUTION, ApiKeyRepository
+from app.db.repositories.tenants import LAST_USED_RESOLUTION, ActiveKey, ApiKeyRepository
+from app.domain.tenants.access import effective_scopes
 from app.security import api_keys
 
 # Entries are a few dozen bytes; the bound only matters for a deployment with more keys
@@ -33,13 +38,30 @@ class TenantCredentials:
 
     tenant_id: str
     key_id: str
+    scopes: frozenset[str]
+    # None: any of the tenant's profiles.
+    profiles: frozenset[str] | None
+    # Where the tenant's browser frontends call from (docs/frontends.md).
+    cors_origins: frozenset[str]
 
 
 @dataclass
 class _Known:
-    tenant_id: str
-    key_id: str
+    credentials: TenantCredentials
     last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ActiveKey) -> _Known:
+        return cls(
+            TenantCredentials(
+                tenant_id=row.tenant_id,
+                key_id=row.id,
+                scopes=effective_scopes(row.scopes),
+                profiles=frozenset(row.profiles) if row.profiles is not None else None,
+                cors_origins=frozenset(row.tenant_cors_origins),
+            ),
+            row.last_used_at,
+        )
 
 
 class ApiKeyAuthenticator:
@@ -72,23 +94,31 @@ class ApiKeyAuthenticator:
                 row = await ApiKeyRepository(db).find_active(digest)
             if row is None:
                 return None
-            known = _Known(row.tenant_id, row.id, row.last_used_at)
+            known = _Known.of(row)
             if self._known is not None:
                 self._known[digest] = known
         await self._record_use(known)
-        return TenantCredentials(tenant_id=known.tenant_id, key_id=known.key_id)
+        return known.credentials
 
     def forget(self, key_id: str) -> None:
         """Stop accepting ``key_id`` from memory (it was revoked through this process)."""
-        if self._known is None:
-            return
-        for digest, known in list(self._known.items()):
-            if known.key_id == key_id:
-                self._known.pop(digest, None)
+        self._forget_where(lambda credentials: credentials.key_id == key_id)
 
     async def forget_after_commit(self, key_id: str) -> None:
         # async: Starlette would run a plain function as a background task in a thread.
         self.forget(key_id)
+
+    async def forget_tenant_after_commit(self, tenant_id: str) -> None:
+        """Look the tenant's keys up again: what is remembered with them (its CORS
+        origins) was changed through this process."""
+        self._forget_where(lambda credentials: credentials.tenant_id == tenant_id)
+
+    def _forget_where(self, matches: Callable[[TenantCredentials], bool]) -> None:
+        if self._known is None:
+            return
+        for digest, known in list(self._known.items()):
+            if matches(known.credentials):
+                self._known.pop(digest, None)
 
     async def _record_use(self, known: _Known) -> None:
         # last_used_at is refreshed at most once a minute, outside the request's
@@ -98,4 +128,4 @@ class ApiKeyAuthenticator:
             return
         known.last_used_at = now  # before the write: concurrent requests skip it
         async with self._sessionmaker.begin() as db:
-            await ApiKeyRepository(db).touch(known.key_id, now)
+            await ApiKeyRepository(db).touch(known.credentials.key_id, now)

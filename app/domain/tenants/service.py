@@ -14,7 +14,9 @@ from app.db.repositories.tenants import ApiKeyRepository, TenantRepository
 from app.domain.profiles.schemas import Profile
 from app.domain.profiles.validation import validate_profile
 from app.domain.tenants import errors
+from app.domain.tenants.access import ALL_SCOPES, Scope, StartRate
 from app.domain.tenants.schemas import (
+    ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPage,
     ApiKeyPublic,
@@ -87,6 +89,7 @@ def view(tenant: Tenant, profiles: Sequence[ProfileRow]) -> TenantPublic:
         default_profile=tenant.default_profile,
         # Credentials are write-only: a view marks where one is set.
         profiles={p.name: pal_secrets.redact_profile(p.config) for p in profiles},
+        cors_origins=list(tenant.cors_origins),
         has_tavus_api_key=tenant.tavus_api_key_encrypted is not None,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
@@ -109,6 +112,7 @@ async def create_tenant(
         max_concurrent_sessions=body.max_concurrent_sessions,
         default_profile=default,
         tavus_api_key_encrypted=box.encrypt(own_key) if own_key else None,
+        cors_origins=body.cors_origins,
     )
     try:
         await repo.add(tenant)
@@ -142,6 +146,8 @@ async def update_tenant(
         tenant.name = patch.name
     if patch.max_concurrent_sessions is not None:
         tenant.max_concurrent_sessions = patch.max_concurrent_sessions
+    if "cors_origins" in given and (patch.cors_origins or []) != tenant.cors_origins:
+        tenant.cors_origins = patch.cors_origins or []  # null, as merge patches go, clears
 
     stored = {p.name: p for p in await repo.profiles(tenant_id)}
     existing = set(stored)
@@ -190,11 +196,43 @@ async def list_tenants(session: AsyncSession, *, limit: int, cursor: str | None)
     )
 
 
+def _restrictions(row: TenantApiKey) -> dict[str, Any]:
+    """What a key may do, as the API shows it."""
+    rate = (
+        StartRate(row.start_rate_count, row.start_rate_seconds, row.start_burst or 1)
+        if row.start_rate_count is not None and row.start_rate_seconds is not None
+        else None
+    )
+    scopes: list[Scope] = [s for s in ALL_SCOPES if row.scopes is None or s in row.scopes]
+    return {
+        "scopes": scopes,
+        "profiles": row.profiles,
+        "start_rate": str(rate) if rate else None,
+        "start_burst": rate.burst if rate else None,
+    }
+
+
 async def create_api_key(
-    session: AsyncSession, tenant_id: str, *, label: str | None
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    label: str | None,
+    restrictions: ApiKeyCreate | None = None,
 ) -> ApiKeyCreated:
-    if await TenantRepository(session).get(tenant_id) is None:
+    """Issue a key; ``restrictions`` (its ``label`` aside) limit what it may do."""
+    repo = TenantRepository(session)
+    if await repo.get(tenant_id) is None:
         raise errors.TenantNotFound(f"tenant {tenant_id!r} does not exist")
+    wanted = restrictions or ApiKeyCreate()
+    if wanted.profiles is not None:
+        known = {p.name for p in await repo.profiles(tenant_id)}
+        unknown = sorted(set(wanted.profiles) - known)
+        if unknown:
+            raise errors.KeyProfileUnknown(
+                f"tenant {tenant_id!r} has no profile {unknown[0]!r}",
+                profiles=unknown,
+            )
+    rate = StartRate.parse(wanted.start_rate, wanted.start_burst) if wanted.start_rate else None
     new = api_keys.generate()
     row = TenantApiKey(
         id=new.id,
@@ -202,11 +240,21 @@ async def create_api_key(
         prefix=new.display_prefix,
         key_hash=new.key_hash,
         label=label,
+        scopes=sorted(set(wanted.scopes)) if wanted.scopes is not None else None,
+        profiles=sorted(set(wanted.profiles)) if wanted.profiles is not None else None,
+        start_rate_count=rate.count if rate else None,
+        start_rate_seconds=rate.seconds if rate else None,
+        start_burst=rate.burst if rate else None,
     )
     await ApiKeyRepository(session).add(row)
     await session.refresh(row)
     return ApiKeyCreated(
-        id=row.id, key=new.key, prefix=row.prefix, label=row.label, created_at=row.created_at
+        id=row.id,
+        key=new.key,
+        prefix=row.prefix,
+        label=row.label,
+        created_at=row.created_at,
+        **_restrictions(row),
     )
 
 
@@ -230,6 +278,7 @@ async def list_api_keys(
                 created_at=r.created_at,
                 last_used_at=r.last_used_at,
                 revoked_at=r.revoked_at,
+                **_restrictions(r),
             )
             for r in page
         ],
