@@ -121,6 +121,7 @@ TAVUS_OPERATIONS: Mapping[Operation, str] = {
     Operation.GET_CONVERSATION: "conversation.get",
     Operation.LIST_CONVERSATIONS: "conversation.list",
     Operation.END_CONVERSATION: "conversation.end",
+    Operation.SEND_APP_MESSAGE: "conversation.send_app_message",
 }
 
 TAVUS_REQUEST_DURATION = Histogram(
