@@ -71,6 +71,11 @@ class SessionCreate(TypedDict, total=False):
     conversation: ConversationOptions
 
 
+class InteractionCreate(TypedDict):
+    event_type: str
+    properties: NotRequired[dict[str, Any]]
+
+
 class TavusWebhook(TypedDict):
     event_type: str
     conversation_id: str
@@ -253,6 +258,12 @@ class PalisadeClient:
             f"/sessions/{session_id}/events",
             params=_query(limit=limit, cursor=cursor),
         )
+
+    @operation(
+        "sendInteraction", "POST", "/sessions/{session_id}/interactions", body=InteractionCreate
+    )
+    async def send_interaction(self, session_id: str, body: InteractionCreate) -> httpx.Response:
+        return await self._send("POST", f"/sessions/{session_id}/interactions", json=body)
 
     # --- Tavus's webhooks ----------------------------------------------------------------
 

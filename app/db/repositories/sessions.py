@@ -145,6 +145,20 @@ class SessionRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def make_due(self, session_id: uuid.UUID, now: datetime) -> None:
+        """Have the reconciler look at an active session now, unless a process holds it
+        (whose own result comes first)."""
+        await self.session.execute(
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.state == "active",
+                Session.claimed_by.is_(None),
+            )
+            .values(next_check_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back every lease ``owner`` holds, due at once (graceful shutdown)."""
         result = await self.session.execute(

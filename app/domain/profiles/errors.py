@@ -73,7 +73,12 @@ _PYDANTIC_CODES: Final = {
     "greater_than_equal": "out_of_range",
     "less_than": "out_of_range",
     "less_than_equal": "out_of_range",
+    # A tagged union (the event type of an interaction): an unknown tag, or none.
+    "union_tag_invalid": "invalid_choice",
+    "union_tag_not_found": "missing_field",
 }
+# The vocabulary itself: a validator may raise one of these codes directly.
+_STABLE_CODES: Final = frozenset(_PYDANTIC_CODES.values()) | {"invalid_type", "invalid_value"}
 
 
 class Problem(TypedDict):
@@ -86,7 +91,7 @@ class Problem(TypedDict):
 
 def problem_code(pydantic_type: str) -> str:
     """The stable code for a pydantic error type (ours pass through unchanged)."""
-    if pydantic_type in OWN_CODES:
+    if pydantic_type in OWN_CODES or pydantic_type in _STABLE_CODES:
         return pydantic_type
     if pydantic_type in _PYDANTIC_CODES:
         return _PYDANTIC_CODES[pydantic_type]
