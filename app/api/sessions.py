@@ -14,6 +14,7 @@ from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import respond
 from app.api.routing import StrictJsonRoute
 from app.domain.sessions import service as session_service
+from app.domain.sessions.artifacts import Transcript
 from app.domain.sessions.errors import InvalidIdempotencyKey
 from app.domain.sessions.interactions import InteractionAccepted, InteractionCreate
 from app.domain.sessions.schemas import SessionCreate
@@ -191,6 +192,27 @@ async def list_events(
     return await session_service.list_events(
         db, tenant.tenant_id, parsed, limit=limit, cursor=cursor
     )
+
+
+@router.get(
+    "/{session_id}/transcript",
+    operation_id="getTranscript",
+    responses={
+        **_AUTH,
+        404: {
+            "description": "No such session for this tenant (`session_not_found`), or Tavus "
+            "has not sent its transcript yet (`transcript_not_available`)"
+        },
+    },
+)
+async def get_transcript(session_id: str, tenant: SessionReader, db: DbSession) -> Transcript:
+    """The conversation's transcript, as Tavus sent it after the call
+    (`application.transcription_ready`): its turns in order, the system prompt left out,
+    each with the fields Tavus gives it. `complete` once the session has ended and every
+    entry could be read. Needs `sessions:read`."""
+    parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
+    return await session_service.get_transcript(db, tenant.tenant_id, parsed)
 
 
 @router.post(

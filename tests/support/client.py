@@ -259,6 +259,10 @@ class PalisadeClient:
             params=_query(limit=limit, cursor=cursor),
         )
 
+    @operation("getTranscript", "GET", "/sessions/{session_id}/transcript")
+    async def get_transcript(self, session_id: str) -> httpx.Response:
+        return await self._send("GET", f"/sessions/{session_id}/transcript")
+
     @operation(
         "sendInteraction", "POST", "/sessions/{session_id}/interactions", body=InteractionCreate
     )

@@ -101,8 +101,9 @@ class SessionRepository:
         to_state: str | None = None,
         dedupe_key: str | None = None,
         occurred_at: datetime | None = None,
-    ) -> bool:
-        """Append an event; False if an event with the same dedupe key was already stored."""
+    ) -> int | None:
+        """Append an event: its id, or None if an event with the same dedupe key was
+        already stored."""
         statement = insert(SessionEvent).values(
             session_id=session_id,
             kind=kind,
@@ -119,7 +120,13 @@ class SessionRepository:
                 index_where=SessionEvent.dedupe_key.isnot(None),
             )
         result = await self.session.execute(statement.returning(SessionEvent.id))
-        return result.first() is not None
+        return result.scalar_one_or_none()
+
+    async def event(self, session_id: uuid.UUID, event_id: int) -> SessionEvent | None:
+        query = select(SessionEvent).where(
+            SessionEvent.id == event_id, SessionEvent.session_id == session_id
+        )
+        return (await self.session.scalars(query)).one_or_none()
 
     async def claim_due(
         self, *, owner: str, now: datetime, lease_until: datetime, limit: int
