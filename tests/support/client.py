@@ -196,6 +196,14 @@ class PalisadeClient:
     async def check_profile(self, tenant_id: str, name: str) -> httpx.Response:
         return await self._send("POST", f"/tenants/{tenant_id}/profiles/{name}/check")
 
+    @operation("getTenantUsage", "GET", "/tenants/{tenant_id}/usage")
+    async def get_tenant_usage(
+        self, tenant_id: str, *, since: str | None = None, until: str | None = None
+    ) -> httpx.Response:
+        return await self._send(
+            "GET", f"/tenants/{tenant_id}/usage", params=_query(since=since, until=until)
+        )
+
     # --- API keys (admin token) --------------------------------------------------------
 
     @operation("createApiKey", "POST", "/tenants/{tenant_id}/api-keys", body=ApiKeyCreate)

@@ -21,6 +21,18 @@ from app.db.repositories.leases import claim_due, claim_parameters
 
 
 @dataclass(frozen=True)
+class ProfileUsageRow:
+    """A tenant's sessions of one profile and strategy that ended in a period."""
+
+    profile: str
+    strategy: str
+    sessions: int
+    billed_sessions: int
+    billed_seconds: float
+    idle_seconds: float
+
+
+@dataclass(frozen=True)
 class SessionCounts:
     """Sessions by internal state (live ones, and terminal ones ended within a window)
     and the cleanup backlog."""
@@ -212,6 +224,39 @@ class SessionRepository:
         ).where(text(CLEANUP_BACKLOG_SQL))
         pending, age = (await self.session.execute(backlog)).one()
         return SessionCounts(counted, int(pending), max(float(age), 0.0))
+
+    async def usage(
+        self, tenant_id: str, *, since: datetime, until: datetime
+    ) -> list[ProfileUsageRow]:
+        """The tenant's sessions whose conversation ended in ``[since, until)``, by
+        profile and strategy: how many, how many with a known cost, and their seconds.
+        Reads ``ix_session_tenant_ended``: the cost follows the sessions in the period."""
+        query = (
+            select(
+                Session.profile,
+                Session.strategy,
+                func.count(),
+                func.count(Session.billed_seconds),
+                func.coalesce(func.sum(Session.billed_seconds), 0.0),
+                func.coalesce(func.sum(Session.idle_seconds), 0.0),
+            )
+            .where(
+                Session.tenant_id == tenant_id,
+                Session.ended_at.isnot(None),
+                Session.ended_at >= since,
+                Session.ended_at < until,
+                # A start that failed before its conversation existed cost nothing.
+                Session.conversation_id.isnot(None),
+            )
+            .group_by(Session.profile, Session.strategy)
+            .order_by(Session.profile, Session.strategy)
+        )
+        return [
+            ProfileUsageRow(
+                profile, strategy, int(n), int(billed), float(seconds or 0), float(idle or 0)
+            )
+            for profile, strategy, n, billed, seconds, idle in await self.session.execute(query)
+        ]
 
     async def webhook_events(self, session_id: uuid.UUID) -> Sequence[SessionEvent]:
         """The session's stored Tavus webhooks, in arrival order."""

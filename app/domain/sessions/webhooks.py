@@ -26,7 +26,7 @@ from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
 from app.domain import strict_json
 from app.domain.sessions.artifacts import ARTIFACT_OF_EVENT, Artifact, is_newer, summary_of
-from app.domain.sessions.lifecycle import within
+from app.domain.sessions.lifecycle import billing, normalise_shutdown_reason, within
 from app.domain.sessions.states import State
 from app.domain.storable_text import map_text, replace_unstorable_text
 from app.errors import BadRequest, MalformedBody, NotFound
@@ -190,9 +190,23 @@ def apply_event(row: Session, event: dict[str, Any], now: datetime, *, event_id:
         row.claimed_by = None
         row.next_check_at = now
         return Applied(check_due=True)
+    elif event_type == SHUTDOWN_EVENT and row.state == State.ENDED:
+        _bill_late(row, event)
     elif event_type in ARTIFACT_OF_EVENT:
         return Applied(artifact=apply_artifact(row, event, now, event_id=event_id))
     return Applied()
+
+
+def _bill_late(row: Session, event: dict[str, Any]) -> None:
+    """A shutdown that arrives after Palisade ended the session without Tavus's time of
+    the end (the conversation was gone when it looked) makes its cost known."""
+    properties = event.get("properties") or {}
+    reason = normalise_shutdown_reason(properties.get("shutdown_reason"))
+    cost = billing(row, reason=reason, ended_at=event_time(event))
+    if cost:
+        for column, value in cost.items():
+            setattr(row, column, value)
+        metrics.session_billed(row)
 
 
 def apply_artifact(
