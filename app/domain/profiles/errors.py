@@ -20,6 +20,7 @@ from typing import Final, TypedDict
 
 from pydantic import ValidationError
 
+from app.domain.profiles.memory import INVALID_MEMORY_STORE, UNKNOWN_MEMORY_PLACEHOLDER
 from app.domain.profiles.paths import FieldProblem
 from app.domain.storable_text import INVALID_CHARACTER
 from app.domain.tenants.origins import INVALID_ORIGIN
@@ -54,6 +55,8 @@ OWN_CODES: Final = frozenset(
         WARM_POOL_VARIANT_DUPLICATE,
         INVALID_CHARACTER,
         INVALID_ORIGIN,
+        INVALID_MEMORY_STORE,
+        UNKNOWN_MEMORY_PLACEHOLDER,
     }
 )
 
@@ -133,6 +136,14 @@ class UnknownProfile(ValidationFailed):
 
     code = "unknown_profile"
     title = "Unknown profile"
+
+
+class ExternalRefRequired(ValidationFailed):
+    """The profile's memory stores are named after the caller's user, and the request
+    names none (``external_ref``)."""
+
+    code = "external_ref_required"
+    title = "This profile's memory stores need the request's external_ref"
 
 
 class ProfileRequired(ValidationFailed):

@@ -433,7 +433,7 @@ class StartSaga:
     ) -> tuple[dict[str, Any], Resolution]:
         """The new session's row, with the request resolved under ``profile`` (422 when
         the profile refuses it)."""
-        resolution = resolve(profile.profile, body, profile_name=profile.name)
+        resolution = resolve(profile.profile, body, profile_name=profile.name, tenant_id=tenant_id)
         values: dict[str, Any] = {
             "id": session_id,
             "tenant_id": tenant_id,
