@@ -202,6 +202,27 @@ class TestTranscript:
 
 
 class TestRecordingAndAnalysis:
+    async def test_a_recorded_call_shows_where_tavus_put_it(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        api = palisade.api_as(key)
+        body = {"profile": "coach", "conversation": {"properties": {"enable_recording": True}}}
+        session = (await start(palisade, key, body)).json()
+        simulator.sim.join_face(session["conversation_id"])
+        simulator.sim.join_participant(session["conversation_id"])
+        simulator.sim.advance(42)
+        await api.end_session(session["id"])
+
+        viewed = await wait_for(
+            api, session["id"], lambda s: s["artifacts"]["recording"] is not None, "recording"
+        )
+
+        recording = viewed["artifacts"]["recording"]
+        assert recording["storage_uri"].startswith("s3://")
+        assert recording["storage_uri"].endswith(f"{session['conversation_id']}.mp4")
+        assert recording["duration"] > 41
+
     async def test_the_recording_location_is_on_the_session(
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
