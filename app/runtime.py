@@ -164,7 +164,10 @@ async def open_runtime(
             reconciler=reconciler,
             warm_pool=warm_pool,
             interactions=InteractionRelay(
-                sessionmaker, accounts, ConversationAllowance(settings.interactions_per_minute)
+                sessionmaker,
+                accounts,
+                ConversationAllowance(settings.interactions_per_minute),
+                autocommit=autocommit,
             ),
         )
     finally:
