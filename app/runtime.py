@@ -19,6 +19,7 @@ from app.db.raw import RawConnections
 from app.domain.accounts import TavusAccounts
 from app.domain.pool.refill import WarmPool, WarmPoolConfig
 from app.domain.profiles.cache import ProfileCache
+from app.domain.sessions.interactions import ConversationAllowance, InteractionRelay
 from app.domain.sessions.reconcile import Reconciler, ReconcilerConfig
 from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.authentication import ApiKeyAuthenticator
@@ -54,6 +55,7 @@ class Runtime:
     start_saga: StartSaga
     reconciler: Reconciler | None
     warm_pool: WarmPool
+    interactions: InteractionRelay
 
 
 def instance_id() -> str:
@@ -161,6 +163,12 @@ async def open_runtime(
             start_saga=start_saga,
             reconciler=reconciler,
             warm_pool=warm_pool,
+            interactions=InteractionRelay(
+                sessionmaker,
+                accounts,
+                ConversationAllowance(settings.interactions_per_minute),
+                autocommit=autocommit,
+            ),
         )
     finally:
         await http.aclose()

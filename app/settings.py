@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         int,
         Field(ge=0, le=100_000, validation_alias=_env("PALISADE_POOL_MAX_PALS_PER_TENANT")),
     ] = 50
+    # Interactions each process sends to one conversation per minute: Tavus's documented
+    # limit (0: no allowance of Palisade's own; Tavus's 429 alone then holds it back).
+    interactions_per_minute: Annotated[
+        int,
+        Field(ge=0, le=100_000, validation_alias=_env("PALISADE_INTERACTIONS_PER_MINUTE")),
+    ] = 120
     migrations_dir: Annotated[
         Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
     ] = None

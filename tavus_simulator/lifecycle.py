@@ -22,6 +22,9 @@ BOT_COULD_NOT_JOIN = "bot_could_not_join_meeting_it_was_probably_ended"
 ROOM_GONE_REASONS = frozenset({ROOM_DELETED, BOT_COULD_NOT_JOIN})
 
 DEFAULT_GREETING = "Hi there! How can I help you today?"
+# Where the simulator says recordings go (Tavus's own bucket when the conversation
+# names no recording_storage of its own).
+RECORDING_BUCKET = "tavus-simulator-recordings"
 
 
 class Lifecycle:
@@ -165,6 +168,8 @@ class Lifecycle:
             "application",
             {"replica_id": conv.face_id, "transcript": self._transcript(conv)},
         )
+        if self._recorded(conv):
+            self.emit(conv, "application.recording_ready", "application", self._recording(conv))
 
     def emit(
         self,
@@ -184,6 +189,26 @@ class Lifecycle:
         conv.events.append(event)
         if conv.callback_url:
             self._webhooks.submit(conv.conversation_id, conv.callback_url, event)
+
+    @staticmethod
+    def _recorded(conv: ConversationRecord) -> bool:
+        # A recording is of the face's time in the room: none if it never joined.
+        properties = conv.request.get("properties") or {}
+        return properties.get("enable_recording") is True and conv.face_joined_at is not None
+
+    @staticmethod
+    def _recording(conv: ConversationRecord) -> dict[str, Any]:
+        assert conv.face_joined_at is not None
+        assert conv.ended_at is not None
+        key = f"recordings/{conv.conversation_id}.mp4"
+        return {
+            "replica_id": conv.face_id,
+            "bucket_name": RECORDING_BUCKET,
+            "s3_key": key,
+            "duration": (conv.ended_at - conv.face_joined_at).total_seconds(),
+            "storage_provider": "s3",
+            "storage_uri": f"s3://{RECORDING_BUCKET}/{key}",
+        }
 
     def _transcript(self, conv: ConversationRecord) -> list[dict[str, str]]:
         transcript = [{"role": "system", "content": conv.system_prompt}]

@@ -6,15 +6,17 @@ import re
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Body, Header, Query, status
 from fastapi.responses import Response
 
-from app.api.auth import SessionEnder, SessionReader, SessionStarter
+from app.api.auth import SessionEnder, SessionInteractor, SessionReader, SessionStarter
 from app.api.deps import DbSession, RuntimeDep
 from app.api.problems import respond
 from app.api.routing import StrictJsonRoute
 from app.domain.sessions import service as session_service
+from app.domain.sessions.artifacts import Transcript
 from app.domain.sessions.errors import InvalidIdempotencyKey
+from app.domain.sessions.interactions import InteractionAccepted, InteractionCreate
 from app.domain.sessions.schemas import SessionCreate
 from app.domain.sessions.start import Failed, Replayed, Started
 from app.domain.sessions.states import Status
@@ -190,3 +192,76 @@ async def list_events(
     return await session_service.list_events(
         db, tenant.tenant_id, parsed, limit=limit, cursor=cursor
     )
+
+
+@router.get(
+    "/{session_id}/transcript",
+    operation_id="getTranscript",
+    responses={
+        **_AUTH,
+        404: {
+            "description": "No such session for this tenant (`session_not_found`), or Tavus "
+            "has not sent its transcript yet (`transcript_not_available`)"
+        },
+    },
+)
+async def get_transcript(session_id: str, tenant: SessionReader, db: DbSession) -> Transcript:
+    """The conversation's transcript, as Tavus sent it after the call
+    (`application.transcription_ready`): its turns in order, the system prompt left out,
+    each with the fields Tavus gives it. `complete` once the session has ended and every
+    entry could be read. Needs `sessions:read`."""
+    parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
+    return await session_service.get_transcript(db, tenant.tenant_id, parsed)
+
+
+@router.post(
+    "/{session_id}/interactions",
+    operation_id="sendInteraction",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {
+            "description": "`session_not_active`: the session is not active (`status_now` "
+            "says what it is), or Tavus reports its conversation over"
+        },
+        413: {
+            "description": "`payload_too_large`: the interaction as Tavus would receive it "
+            "is over Tavus's 65,536 bytes (`limit`, `size`); nothing was sent"
+        },
+        422: {
+            "description": "`validation_error`: an event type or a property Tavus does not "
+            "document for it (`errors` says where: `unknown_field`, `missing_field`, ...)"
+        },
+        429: {
+            "description": "`interaction_rate_limited`: the conversation is at Tavus's limit "
+            "of 120 interactions a minute, by Palisade's count or Tavus's; Retry-After"
+        },
+        502: {
+            "description": "`upstream_error`: Tavus did not deliver the interaction "
+            "(`delivered: false`); sending it again is safe"
+        },
+        504: {
+            "description": "`interaction_outcome_unknown`: Tavus may or may not have "
+            "delivered it (its 504, or no answer). `resend_safe` says whether sending it "
+            "again is harmless (overwrite, sensitivity); for the others, decide from the call"
+        },
+    },
+)
+async def send_interaction(
+    session_id: str,
+    tenant: SessionInteractor,
+    runtime: RuntimeDep,
+    body: Annotated[InteractionCreate, Body()],
+) -> InteractionAccepted:
+    """Relay one of Tavus's interactions to the session's live conversation (Tavus's
+    send-app-message): add to or replace the LLM's context, have the PAL respond to or
+    say a text, interrupt it, or change its turn-taking sensitivity. Palisade adds
+    `message_type` and `conversation_id`. 202 means Tavus accepted it; the PAL acts on it
+    when it can (one sent before the face joins waits for it). Each interaction sent is
+    logged in the session's events with its size and outcome, not its text. Needs
+    `sessions:interact`."""
+    parsed = session_service.parse_session_id(session_id)
+    bind_session(parsed)
+    return await runtime.interactions.relay(tenant.tenant_id, parsed, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
@@ -22,6 +23,7 @@ from app.domain.tenants.schemas import (
     TenantPublic,
     TenantUpdate,
 )
+from app.domain.tenants.usage import TenantUsage, tenant_usage
 
 router = APIRouter(route_class=StrictJsonRoute, prefix="/tenants", dependencies=[AdminOnly])
 
@@ -188,3 +190,35 @@ async def check_profile(
     async with runtime.sessionmaker() as session:
         target = await profile_check.load_target(session, tenant_id, name, box=runtime.secret_box)
     return await profile_check.run_check(target, accounts=runtime.accounts)
+
+
+@router.get(
+    "/{tenant_id}/usage",
+    operation_id="getTenantUsage",
+    tags=["tenants"],
+    responses={
+        **_ERRORS,
+        **_NOT_FOUND,
+        422: {"description": "`invalid_period`: `since` is not before `until`"},
+    },
+)
+async def get_tenant_usage(
+    tenant_id: StorableStr,
+    session: DbSession,
+    since: Annotated[
+        datetime | None,
+        Query(
+            description="Start of the period (ISO 8601; UTC without a zone). Default: "
+            "30 days before `until`."
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="End of the period, excluded. Default: now."),
+    ] = None,
+) -> TenantUsage:
+    """What the tenant's sessions cost: those whose conversation ended in the period,
+    with their billed seconds (conversation created to ended on Tavus) and idle seconds,
+    in total and by profile. Sessions whose cost Tavus never told count in `sessions`
+    but not in `billed_sessions`."""
+    return await tenant_usage(session, tenant_id, since, until)

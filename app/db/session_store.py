@@ -66,6 +66,9 @@ SETTABLE: Final = frozenset(
         "claimed_by",
         "attempts",
         "shutdown_claimed_at",
+        "conversation_created_at",
+        "billed_seconds",
+        "idle_seconds",
     }
 )
 

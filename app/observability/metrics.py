@@ -105,6 +105,61 @@ def face_joined(row: Session) -> None:
         TIME_TO_FACE.labels(row.strategy).observe(_seconds(row.active_at, row.joined_at))
 
 
+SESSION_BILLED_SECONDS = Histogram(
+    "palisade_session_billed_seconds",
+    "What a session's conversation ran on Tavus, from its creation to its end (Tavus's "
+    "times): what it cost. Observed once per session, when it becomes known.",
+    ["tenant", "profile", "strategy"],
+    buckets=(30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0),
+)
+
+
+def session_billed(row: Session) -> None:
+    """Record what a session cost, once its ``billed_seconds`` is known."""
+    if row.billed_seconds is not None:
+        SESSION_BILLED_SECONDS.labels(row.tenant_id, row.profile, row.strategy).observe(
+            row.billed_seconds
+        )
+
+
+# The interactions a caller may relay (DESIGN §4); anything else is counted as `other`.
+INTERACTION_EVENT_TYPES = frozenset(
+    {
+        "conversation.append_llm_context",
+        "conversation.overwrite_llm_context",
+        "conversation.respond",
+        "conversation.interrupt",
+        "conversation.echo",
+        "conversation.sensitivity",
+    }
+)
+INTERACTION_OUTCOMES = frozenset(
+    {
+        "accepted",
+        "throttled",
+        "rate_limited",
+        "not_delivered",
+        "outcome_unknown",
+        "conversation_ended",
+        "refused",
+    }
+)
+
+INTERACTIONS = Counter(
+    "palisade_interactions",
+    "Interactions relayed to live conversations, by event type and outcome: accepted, "
+    "throttled (held back by Palisade's own allowance, not sent), rate_limited (Tavus's "
+    "429 outlasted the retries), not_delivered, outcome_unknown (Tavus may have delivered "
+    "it), conversation_ended, refused.",
+    ["event_type", "outcome"],
+)
+
+
+def interaction(event_type: str, outcome: str) -> None:
+    label = event_type if event_type in INTERACTION_EVENT_TYPES else "other"
+    INTERACTIONS.labels(label, outcome if outcome in INTERACTION_OUTCOMES else "other").inc()
+
+
 def _seconds(start: datetime, end: datetime) -> float:
     # Timestamps come from different clocks (database, Palisade, Tavus): never negative.
     return max((end - start).total_seconds(), 0.0)
@@ -121,6 +176,7 @@ TAVUS_OPERATIONS: Mapping[Operation, str] = {
     Operation.GET_CONVERSATION: "conversation.get",
     Operation.LIST_CONVERSATIONS: "conversation.list",
     Operation.END_CONVERSATION: "conversation.end",
+    Operation.SEND_APP_MESSAGE: "conversation.send_app_message",
 }
 
 TAVUS_REQUEST_DURATION = Histogram(

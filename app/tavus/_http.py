@@ -10,7 +10,7 @@ import httpx
 from pydantic import JsonValue, SecretStr
 
 from app.tavus.errors import TavusError, error_from_response, error_from_transport
-from app.tavus.operations import Operation
+from app.tavus.operations import Operation, OperationKind
 from app.tavus.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -73,14 +73,18 @@ class TavusHTTP:
         *,
         params: dict[str, str | int] | None = None,
         json: JsonValue = None,
+        content: bytes | None = None,
+        kind: OperationKind | None = None,
     ) -> httpx.Response:
-        """Send one logical call, retried as ``retry`` allows for its operation kind."""
+        """Send one logical call, retried as ``retry`` allows for its operation's kind (or
+        ``kind``, when this call may be retried differently). ``content``: a JSON body
+        already encoded, sent as it is."""
 
         async def attempt() -> httpx.Response:
-            exchange = self._send_once(operation, api_key, method, path, params, json)
+            exchange = self._send_once(operation, api_key, method, path, params, json, content)
             return await self.observe(operation, exchange)
 
-        return await self.retry.run(operation.kind, attempt)
+        return await self.retry.run(kind or operation.kind, attempt)
 
     async def _send_once(
         self,
@@ -90,8 +94,11 @@ class TavusHTTP:
         path: str,
         params: dict[str, str | int] | None,
         json: JsonValue,
+        content: bytes | None,
     ) -> httpx.Response:
         headers = {"x-api-key": api_key.get_secret_value(), "accept": "application/json"}
+        if content is not None:
+            headers["content-type"] = "application/json"
         error: TavusError
         try:
             response = await self.http.request(
@@ -99,6 +106,7 @@ class TavusHTTP:
                 self.base_url + path,
                 params=params,
                 json=json,
+                content=content,
                 headers=headers,
                 timeout=self.timeout,
             )

@@ -13,19 +13,21 @@ import httpx
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
 from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ExchangeObserver, TavusHTTP
-from app.tavus.errors import TavusNotFound, unexpected_response
+from app.tavus.errors import TavusNotFound, TavusPayloadTooLarge, unexpected_response
 from app.tavus.listing import find_one
 from app.tavus.models import (
+    APP_MESSAGE_MAX_BYTES,
     Conversation,
     ConversationCreate,
     ConversationStatus,
+    Interaction,
     ItemT,
     Page,
     Pal,
     PalCreate,
 )
-from app.tavus.operations import Operation
-from app.tavus.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from app.tavus.operations import Operation, OperationKind
+from app.tavus.retry import DEFAULT_RETRY_POLICY, RetryPolicy, interaction_kind
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +236,32 @@ class TavusClient:
                 return found
         return None
 
+    async def send_app_message(self, conversation_id: str, interaction: Interaction) -> None:
+        """Relay ``interaction`` to a live conversation (Tavus's Send App Message). A
+        success means Tavus accepted it, not that the PAL has acted on it yet.
+
+        Sent again only as ``interaction_kind`` allows: an interaction Tavus acts on each
+        time it arrives fails with ``may_have_taken_effect`` once it may have arrived (a
+        504, another 5xx, a lost answer) and is never resent. A body over Tavus's
+        65,536 bytes raises ``TavusPayloadTooLarge`` without being sent; a conversation
+        that is over raises ``TavusConversationEnded``.
+        """
+        operation = Operation.SEND_APP_MESSAGE
+        body = interaction.app_message(conversation_id)
+        if len(body) > APP_MESSAGE_MAX_BYTES:
+            raise TavusPayloadTooLarge(
+                operation,
+                message=f"the app message is {len(body)} bytes; Tavus takes at most "
+                f"{APP_MESSAGE_MAX_BYTES}",
+            )
+        await self._send(
+            operation,
+            "POST",
+            f"/v2/conversations/{_segment(conversation_id)}/send-app-message",
+            content=body,
+            kind=interaction_kind(interaction.event_type),
+        )
+
     def _conversation_pages(self, status: str) -> Callable[[int], Awaitable[Page[Conversation]]]:
         return lambda page: self.list_conversations(status=status, page=page)
 
@@ -247,9 +275,18 @@ class TavusClient:
         *,
         params: dict[str, str | int] | None = None,
         json: dict[str, JsonValue] | None = None,
+        content: bytes | None = None,
+        kind: OperationKind | None = None,
     ) -> httpx.Response:
         return await self._transport.request(
-            operation, self._api_key, method, path, params=params, json=json
+            operation,
+            self._api_key,
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            kind=kind,
         )
 
     def _secret(self, api_key: str | SecretStr) -> SecretStr:

@@ -22,6 +22,9 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-amz-
 # Tavus reports unknown ids as 400 "Invalid conversation_id" / "Invalid replica_uuid".
 _INVALID_ID = re.compile(r"^\s*invalid\s+\w+_(?:id|uuid)\b", re.IGNORECASE)
 _CONCURRENCY_TEXT = "maximum concurrent conversations"
+# send-app-message to a conversation that is over: "App messages can only be sent to
+# active conversations.", "The conversation's room is no longer available."
+_CONVERSATION_OVER_TEXTS = ("active conversations", "no longer available")
 _CREDITS_TEXT = "out of conversational credits"
 
 
@@ -90,6 +93,15 @@ class TavusInvalidRequest(TavusError):
     """Tavus refused the request as sent (any other 4xx)."""
 
 
+class TavusPayloadTooLarge(TavusInvalidRequest):
+    """The body is over what Tavus accepts (413; send-app-message: 65,536 bytes)."""
+
+
+class TavusConversationEnded(TavusInvalidRequest):
+    """An interaction was sent to a conversation that is over: Tavus takes app messages
+    for active conversations only, and says "room no longer available" once it ended."""
+
+
 class TavusRateLimited(TavusError):
     """Tavus asked us to slow down (429); ``retry_after`` is in seconds when given."""
 
@@ -115,6 +127,15 @@ class TavusServerError(TavusError):
     @property
     def may_have_taken_effect(self) -> bool:
         return self.operation.mutates
+
+
+class TavusNotDelivered(TavusServerError):
+    """Tavus says the app message was not delivered (send-app-message's 502): nothing
+    happened, and sending it again is safe."""
+
+    @property
+    def may_have_taken_effect(self) -> bool:
+        return False
 
 
 class TavusUnexpectedResponse(TavusError):
@@ -151,7 +172,7 @@ def error_from_response(operation: Operation, response: httpx.Response) -> Tavus
     body = _body_text(response)
     message = _message_from(body) or response.reason_phrase or f"HTTP {status}"
     request_id = request_id_from(response.headers)
-    error_class = _classify(status, message)
+    error_class = _classify(operation, status, message)
     if error_class is TavusRateLimited:
         return TavusRateLimited(
             operation,
@@ -227,11 +248,17 @@ _NEVER_SENT: tuple[type[httpx.RequestError], ...] = (
 )
 
 
-def _classify(status: int, message: str) -> type[TavusError]:
+def _classify(operation: Operation, status: int, message: str) -> type[TavusError]:
     lowered = message.lower()
     client_error = 400 <= status < 500
     if status in (401, 403):
         return TavusUnauthorized
+    if status == 413:
+        return TavusPayloadTooLarge
+    if operation is Operation.SEND_APP_MESSAGE:
+        app_message_error = _classify_app_message(status, lowered)
+        if app_message_error is not None:
+            return app_message_error
     # Checked before the status so the limit is recognised whichever 4xx carries it.
     if client_error and _CONCURRENCY_TEXT in lowered:
         return TavusConcurrencyLimit
@@ -246,6 +273,16 @@ def _classify(status: int, message: str) -> type[TavusError]:
     if status >= 500:
         return TavusServerError
     return TavusUnexpectedResponse
+
+
+def _classify_app_message(status: int, lowered: str) -> type[TavusError] | None:
+    # Tavus's page: 502 nothing was delivered (retry); 504 it may have been (left a
+    # plain server error, which may have taken effect).
+    if status == 502:
+        return TavusNotDelivered
+    if status == 410 or (status == 400 and any(t in lowered for t in _CONVERSATION_OVER_TEXTS)):
+        return TavusConversationEnded
+    return None
 
 
 def _body_text(response: httpx.Response) -> str | None:

@@ -12,9 +12,10 @@ skipped and counted, never fatal.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -178,6 +179,35 @@ class ConversationCreate(_Body):
     max_participants: int | None = Field(default=None, ge=2)
     policy: Literal["eu"] | None = None
     properties: ConversationProperties | None = None
+
+
+# --- POST /v2/conversations/{id}/send-app-message ----------------------------------
+
+#: The largest send-app-message body Tavus accepts (its 413 above).
+APP_MESSAGE_MAX_BYTES: Final = 65_536
+
+
+class Interaction(BaseModel):
+    """One interaction of Tavus's protocol (``conversation.append_llm_context``, ...)
+    with its properties; :meth:`app_message` puts it in Tavus's envelope."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type: str
+    properties: JsonObject = Field(default_factory=dict)
+
+    def app_message(self, conversation_id: str) -> bytes:
+        """The send-app-message body for ``conversation_id``, encoded exactly as it is
+        sent: what Tavus's size limit counts."""
+        envelope = {
+            "message_type": "conversation",
+            "event_type": self.event_type,
+            "conversation_id": conversation_id,
+            "properties": self.properties,
+        }
+        return json.dumps(
+            envelope, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
 
 
 # --- responses ---------------------------------------------------------------------

@@ -13,6 +13,9 @@ class OperationKind(StrEnum):
     IDEMPOTENT_WRITE = "idempotent_write"
     # Tavus has no idempotency key, so a repeated create can bill twice.
     CREATE = "create"
+    # A message Tavus acts on each time it arrives (an appended context, words to say):
+    # sent again only when Tavus provably did not take it.
+    AT_MOST_ONCE = "at_most_once"
 
 
 class Operation(StrEnum):
@@ -26,6 +29,10 @@ class Operation(StrEnum):
     GET_CONVERSATION = "get_conversation"
     LIST_CONVERSATIONS = "list_conversations"
     END_CONVERSATION = "end_conversation"
+    # An interaction relayed to a live conversation. Its kind here is the safe default;
+    # the client sends each interaction under the kind its event type allows
+    # (``app.tavus.retry.interaction_kind``).
+    SEND_APP_MESSAGE = "send_app_message"
 
     @property
     def kind(self) -> OperationKind:
@@ -46,4 +53,5 @@ _KINDS: dict[Operation, OperationKind] = {
     Operation.GET_CONVERSATION: OperationKind.READ,
     Operation.LIST_CONVERSATIONS: OperationKind.READ,
     Operation.END_CONVERSATION: OperationKind.IDEMPOTENT_WRITE,
+    Operation.SEND_APP_MESSAGE: OperationKind.AT_MOST_ONCE,
 }

@@ -71,6 +71,11 @@ class SessionCreate(TypedDict, total=False):
     conversation: ConversationOptions
 
 
+class InteractionCreate(TypedDict):
+    event_type: str
+    properties: NotRequired[dict[str, Any]]
+
+
 class TavusWebhook(TypedDict):
     event_type: str
     conversation_id: str
@@ -191,6 +196,14 @@ class PalisadeClient:
     async def check_profile(self, tenant_id: str, name: str) -> httpx.Response:
         return await self._send("POST", f"/tenants/{tenant_id}/profiles/{name}/check")
 
+    @operation("getTenantUsage", "GET", "/tenants/{tenant_id}/usage")
+    async def get_tenant_usage(
+        self, tenant_id: str, *, since: str | None = None, until: str | None = None
+    ) -> httpx.Response:
+        return await self._send(
+            "GET", f"/tenants/{tenant_id}/usage", params=_query(since=since, until=until)
+        )
+
     # --- API keys (admin token) --------------------------------------------------------
 
     @operation("createApiKey", "POST", "/tenants/{tenant_id}/api-keys", body=ApiKeyCreate)
@@ -253,6 +266,16 @@ class PalisadeClient:
             f"/sessions/{session_id}/events",
             params=_query(limit=limit, cursor=cursor),
         )
+
+    @operation("getTranscript", "GET", "/sessions/{session_id}/transcript")
+    async def get_transcript(self, session_id: str) -> httpx.Response:
+        return await self._send("GET", f"/sessions/{session_id}/transcript")
+
+    @operation(
+        "sendInteraction", "POST", "/sessions/{session_id}/interactions", body=InteractionCreate
+    )
+    async def send_interaction(self, session_id: str, body: InteractionCreate) -> httpx.Response:
+        return await self._send("POST", f"/sessions/{session_id}/interactions", json=body)
 
     # --- Tavus's webhooks ----------------------------------------------------------------
 

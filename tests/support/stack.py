@@ -31,7 +31,14 @@ PAL_TEMPLATE: dict[str, Any] = {
     "layers": {"tts": {"tts_engine": "cartesia", "external_voice_id": "voice-a"}},
 }
 # Tests must not wait out production backoff; the retry rules stay the same.
-FAST_RETRY = RetryPolicy(attempts=3, timeout=5.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
+FAST_RETRY = RetryPolicy(
+    attempts=3,
+    timeout=5.0,
+    wait_initial=0.01,
+    wait_max=0.05,
+    wait_jitter=0.0,
+    retry_after_jitter=0.0,
+)
 
 
 def _keep_test_runner_signals(server: uvicorn.Server) -> None:

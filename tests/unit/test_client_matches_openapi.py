@@ -62,6 +62,14 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     for option in schema.get("anyOf", []):
         if option.get("type") != "null":
             return _resolve(option)
+    if "oneOf" in schema:
+        # A tagged union (an interaction, by event type): one body shape whose members
+        # every variant has, required where every variant requires them.
+        variants = [_resolve(option) for option in schema["oneOf"]]
+        keys = {frozenset(v.get("properties", {})) for v in variants}
+        assert len(keys) == 1, "the variants of a body have different members"
+        required = set.intersection(*(set(v.get("required", [])) for v in variants))
+        return {"properties": variants[0]["properties"], "required": sorted(required)}
     return schema
 
 

@@ -61,6 +61,7 @@ HISTOGRAMS = frozenset(
         "palisade_webhook_lag_seconds",
         "palisade_reconciler_cycle_duration_seconds",
         "palisade_warm_pool_refill_duration_seconds",
+        "palisade_session_billed_seconds",
     }
 )
 COUNTERS = frozenset(
@@ -73,6 +74,7 @@ COUNTERS = frozenset(
         "palisade_shutdown_claims_total",
         "palisade_tavus_lookups_total",
         "palisade_tavus_events_skipped_total",
+        "palisade_interactions_total",
     }
 )
 GAUGES = frozenset(
@@ -107,6 +109,8 @@ LABELS: dict[str, frozenset[str]] = {
     "palisade_shutdown_claims_total": frozenset({"outcome"}),
     "palisade_tavus_lookups_total": frozenset({"object", "outcome"}),
     "palisade_tavus_events_skipped_total": frozenset(),
+    "palisade_interactions_total": frozenset({"event_type", "outcome"}),
+    "palisade_session_billed_seconds": frozenset({"tenant", "profile", "strategy"}),
 }
 # Attached by Prometheus to every scraped series.
 TARGET_LABELS = frozenset({"instance", "job", "namespace", "pod"})

@@ -69,6 +69,13 @@ class Session(TimestampsMixin, Base):
             "pal_id",
             postgresql_where=text(EPHEMERAL_PAL_SQL),
         ),
+        # A tenant's usage over a period: its sessions by the time they ended.
+        Index(
+            "ix_session_tenant_ended",
+            "tenant_id",
+            "ended_at",
+            postgresql_where=text("ended_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -106,6 +113,18 @@ class Session(TimestampsMixin, Base):
     # Webhooks arrived before the conversation id was stored; whoever stores the id
     # applies them (``app.domain.sessions.webhooks.apply_stored_events``).
     early_events: Mapped[bool] = mapped_column(server_default=text("false"))
+
+    # Tavus's own time of the conversation's creation: billing runs from it.
+    conversation_created_at: Mapped[datetime | None]
+    # From that creation to the end, both by Tavus's clock: what the session cost. None
+    # while unknown.
+    billed_seconds: Mapped[float | None]
+    # The billed seconds the room ran with nobody in it, when Tavus's shutdown reason
+    # tells (``app.domain.sessions.lifecycle.idle_seconds``).
+    idle_seconds: Mapped[float | None]
+    # What Tavus sent after the call, in short (``app.domain.sessions.artifacts``); the
+    # transcript itself stays in its stored webhook.
+    artifacts: Mapped[dict[str, Any] | None]
 
     # Background work: when the reconciler should next look at this row, and who holds it.
     next_check_at: Mapped[datetime | None]

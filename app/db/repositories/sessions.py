@@ -21,6 +21,18 @@ from app.db.repositories.leases import claim_due, claim_parameters
 
 
 @dataclass(frozen=True)
+class ProfileUsageRow:
+    """A tenant's sessions of one profile and strategy that ended in a period."""
+
+    profile: str
+    strategy: str
+    sessions: int
+    billed_sessions: int
+    billed_seconds: float
+    idle_seconds: float
+
+
+@dataclass(frozen=True)
 class SessionCounts:
     """Sessions by internal state (live ones, and terminal ones ended within a window)
     and the cleanup backlog."""
@@ -101,8 +113,9 @@ class SessionRepository:
         to_state: str | None = None,
         dedupe_key: str | None = None,
         occurred_at: datetime | None = None,
-    ) -> bool:
-        """Append an event; False if an event with the same dedupe key was already stored."""
+    ) -> int | None:
+        """Append an event: its id, or None if an event with the same dedupe key was
+        already stored."""
         statement = insert(SessionEvent).values(
             session_id=session_id,
             kind=kind,
@@ -119,7 +132,13 @@ class SessionRepository:
                 index_where=SessionEvent.dedupe_key.isnot(None),
             )
         result = await self.session.execute(statement.returning(SessionEvent.id))
-        return result.first() is not None
+        return result.scalar_one_or_none()
+
+    async def event(self, session_id: uuid.UUID, event_id: int) -> SessionEvent | None:
+        query = select(SessionEvent).where(
+            SessionEvent.id == event_id, SessionEvent.session_id == session_id
+        )
+        return (await self.session.scalars(query)).one_or_none()
 
     async def claim_due(
         self, *, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -144,6 +163,20 @@ class SessionRepository:
             .execution_options(synchronize_session=False)
         )
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def make_due(self, session_id: uuid.UUID, now: datetime) -> None:
+        """Have the reconciler look at an active session now, unless a process holds it
+        (whose own result comes first)."""
+        await self.session.execute(
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.state == "active",
+                Session.claimed_by.is_(None),
+            )
+            .values(next_check_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back every lease ``owner`` holds, due at once (graceful shutdown)."""
@@ -191,6 +224,39 @@ class SessionRepository:
         ).where(text(CLEANUP_BACKLOG_SQL))
         pending, age = (await self.session.execute(backlog)).one()
         return SessionCounts(counted, int(pending), max(float(age), 0.0))
+
+    async def usage(
+        self, tenant_id: str, *, since: datetime, until: datetime
+    ) -> list[ProfileUsageRow]:
+        """The tenant's sessions whose conversation ended in ``[since, until)``, by
+        profile and strategy: how many, how many with a known cost, and their seconds.
+        Reads ``ix_session_tenant_ended``: the cost follows the sessions in the period."""
+        query = (
+            select(
+                Session.profile,
+                Session.strategy,
+                func.count(),
+                func.count(Session.billed_seconds),
+                func.coalesce(func.sum(Session.billed_seconds), 0.0),
+                func.coalesce(func.sum(Session.idle_seconds), 0.0),
+            )
+            .where(
+                Session.tenant_id == tenant_id,
+                Session.ended_at.isnot(None),
+                Session.ended_at >= since,
+                Session.ended_at < until,
+                # A start that failed before its conversation existed cost nothing.
+                Session.conversation_id.isnot(None),
+            )
+            .group_by(Session.profile, Session.strategy)
+            .order_by(Session.profile, Session.strategy)
+        )
+        return [
+            ProfileUsageRow(
+                profile, strategy, int(n), int(billed), float(seconds or 0), float(idle or 0)
+            )
+            for profile, strategy, n, billed, seconds, idle in await self.session.execute(query)
+        ]
 
     async def webhook_events(self, session_id: uuid.UUID) -> Sequence[SessionEvent]:
         """The session's stored Tavus webhooks, in arrival order."""

@@ -20,6 +20,7 @@ from typing import Final, TypedDict
 
 from pydantic import ValidationError
 
+from app.domain.profiles.memory import INVALID_MEMORY_STORE, UNKNOWN_MEMORY_PLACEHOLDER
 from app.domain.profiles.paths import FieldProblem
 from app.domain.storable_text import INVALID_CHARACTER
 from app.domain.tenants.origins import INVALID_ORIGIN
@@ -54,6 +55,8 @@ OWN_CODES: Final = frozenset(
         WARM_POOL_VARIANT_DUPLICATE,
         INVALID_CHARACTER,
         INVALID_ORIGIN,
+        INVALID_MEMORY_STORE,
+        UNKNOWN_MEMORY_PLACEHOLDER,
     }
 )
 
@@ -73,7 +76,12 @@ _PYDANTIC_CODES: Final = {
     "greater_than_equal": "out_of_range",
     "less_than": "out_of_range",
     "less_than_equal": "out_of_range",
+    # A tagged union (the event type of an interaction): an unknown tag, or none.
+    "union_tag_invalid": "invalid_choice",
+    "union_tag_not_found": "missing_field",
 }
+# The vocabulary itself: a validator may raise one of these codes directly.
+_STABLE_CODES: Final = frozenset(_PYDANTIC_CODES.values()) | {"invalid_type", "invalid_value"}
 
 
 class Problem(TypedDict):
@@ -86,7 +94,7 @@ class Problem(TypedDict):
 
 def problem_code(pydantic_type: str) -> str:
     """The stable code for a pydantic error type (ours pass through unchanged)."""
-    if pydantic_type in OWN_CODES:
+    if pydantic_type in OWN_CODES or pydantic_type in _STABLE_CODES:
         return pydantic_type
     if pydantic_type in _PYDANTIC_CODES:
         return _PYDANTIC_CODES[pydantic_type]
@@ -128,6 +136,14 @@ class UnknownProfile(ValidationFailed):
 
     code = "unknown_profile"
     title = "Unknown profile"
+
+
+class ExternalRefRequired(ValidationFailed):
+    """The profile's memory stores are named after the caller's user, and the request
+    names none (``external_ref``)."""
+
+    code = "external_ref_required"
+    title = "This profile's memory stores need the request's external_ref"
 
 
 class ProfileRequired(ValidationFailed):

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.domain.profiles import memory
 from app.domain.profiles.errors import (
+    ExternalRefRequired,
     OverrideInvalid,
     OverrideNotAllowed,
     OverridesNotAllowed,
@@ -78,7 +80,13 @@ def select_profile(
     return name, profile
 
 
-def resolve(profile: Profile, request: SessionCreate, *, profile_name: str) -> Resolution:
+def resolve(
+    profile: Profile,
+    request: SessionCreate,
+    *,
+    profile_name: str,
+    tenant_id: str | None = None,
+) -> Resolution:
     """Decide how to run ``request`` under ``profile``.
 
     * ``reuse``: any override → ``OverridesNotAllowed``; otherwise the persistent PAL.
@@ -89,9 +97,15 @@ def resolve(profile: Profile, request: SessionCreate, *, profile_name: str) -> R
 
     Conversation properties are the profile's defaults overlaid with the request's;
     a requested numeric property above the profile's cap → ``PropertyCapExceeded``.
+
+    With ``tenant_id`` (a session of that tenant), the profile's memory-store templates
+    are filled into ``memory_stores``; one that needs ``external_ref`` when the request
+    has none → ``ExternalRefRequired``. Without it (plans that start no conversation for
+    a user: warm-pool keys, profile checks), no memory store is named.
     """
     override_paths = leaf_paths(request.overrides)
     strategy = profile.strategy
+    stores = _memory_stores(profile, request, profile_name, tenant_id)
     if strategy == "reuse" or (strategy == "auto" and not override_paths):
         if override_paths:
             raise OverridesNotAllowed(
@@ -101,7 +115,7 @@ def resolve(profile: Profile, request: SessionCreate, *, profile_name: str) -> R
                 paths=override_paths,
             )
         assert profile.pal_id is not None  # guaranteed by Profile validation
-        conversation_body, max_call_duration = _conversation(profile, request)
+        conversation_body, max_call_duration = _conversation(profile, request, stores)
         if strategy == "reuse":
             reason = f"profile {profile_name!r} is reuse: persistent PAL {profile.pal_id}"
         else:
@@ -117,7 +131,7 @@ def resolve(profile: Profile, request: SessionCreate, *, profile_name: str) -> R
         )
 
     pal_body = _pal_body(profile, request.overrides, override_paths)
-    conversation_body, max_call_duration = _conversation(profile, request)
+    conversation_body, max_call_duration = _conversation(profile, request, stores)
     if strategy == "ephemeral":
         detail = f"overrides {_describe(override_paths)}" if override_paths else "no overrides"
         reason = f"profile {profile_name!r} is ephemeral: PAL from template, {detail}"
@@ -175,7 +189,29 @@ def _pal_body(
     return merged
 
 
-def _conversation(profile: Profile, request: SessionCreate) -> tuple[dict[str, Any], int]:
+def _memory_stores(
+    profile: Profile, request: SessionCreate, profile_name: str, tenant_id: str | None
+) -> list[str] | None:
+    templates = profile.conversation.memory_stores
+    if not templates or tenant_id is None:
+        return None
+    if request.external_ref is None and memory.EXTERNAL_REF in memory.placeholders(templates):
+        raise ExternalRefRequired(
+            f"profile {profile_name!r} names memory stores after the user: send external_ref",
+            path="external_ref",
+            memory_stores=list(templates),
+        )
+    values = {
+        memory.TENANT_ID: tenant_id,
+        memory.PROFILE: profile_name,
+        memory.EXTERNAL_REF: request.external_ref or "",
+    }
+    return memory.fill(templates, values)
+
+
+def _conversation(
+    profile: Profile, request: SessionCreate, memory_stores: list[str] | None
+) -> tuple[dict[str, Any], int]:
     requested = request.conversation.properties.model_dump(exclude_none=True)
     for name in CAPPED_PROPERTIES:
         cap: int = getattr(profile.caps, name)
@@ -204,6 +240,8 @@ def _conversation(profile: Profile, request: SessionCreate) -> tuple[dict[str, A
         audio_only = profile.conversation.audio_only
     if audio_only is not None:
         body["audio_only"] = audio_only
+    if memory_stores is not None:
+        body["memory_stores"] = memory_stores
     body["properties"] = properties
     return body, int(properties["max_call_duration"])
 

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.domain.profiles import errors
+from app.domain.profiles import errors, memory
 from app.domain.profiles.fields import (
     CAPPED_PROPERTIES,
     PROPERTY_RANGES,
@@ -99,6 +99,14 @@ class PropertyCaps(_Model):
     participant_absent_timeout: ParticipantAbsentTimeout = DEFAULT_CAP_PARTICIPANT_ABSENT_TIMEOUT
 
 
+#: Memory-store templates per profile, and the length of each.
+MAX_MEMORY_STORES: Final = 10
+MAX_MEMORY_STORE_TEMPLATE: Final = 200
+MemoryStoreTemplate = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_MEMORY_STORE_TEMPLATE)
+]
+
+
 class ProfileConversation(_Model):
     """Conversation defaults applied to every session of the profile."""
 
@@ -107,6 +115,32 @@ class ProfileConversation(_Model):
     face_id: FaceId | None = None
     audio_only: bool | None = None
     properties: ConversationProperties = Field(default_factory=ConversationProperties)
+    #: Templates of the conversation's ``memory_stores`` (``app.domain.profiles.memory``):
+    #: ``"{tenant_id}-{external_ref}"`` gives a user the same memories in every session.
+    memory_stores: (
+        Annotated[list[MemoryStoreTemplate], Field(max_length=MAX_MEMORY_STORES)] | None
+    ) = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_memory(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Profiles without memory stores are stored exactly as before they existed.
+        data: dict[str, Any] = handler(self)
+        if self.memory_stores is None:
+            data.pop("memory_stores", None)
+        return data
+
+    @field_validator("memory_stores")
+    @classmethod
+    def _templates_fill(cls, value: list[str] | None) -> list[str] | None:
+        lines: list[InitErrorDetails] = []
+        for index, template in enumerate(value or []):
+            try:
+                memory.check(template)
+            except memory.TemplateProblem as problem:
+                lines.append(_line(problem.code, (index,), "{detail}", {"detail": problem.message}))
+        if lines:
+            raise _validation_error(cls.__name__, lines)
+        return value
 
 
 #: PALs kept ready per pool key (the template, each variant).

@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from app.errors import BadRequest, Conflict, NotFound, TooManyRequests, ValidationFailed
+from app.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    ValidationFailed,
+)
 
 
 class SessionNotFound(NotFound):
@@ -41,3 +49,29 @@ class InvalidCursor(BadRequest):
 class ProfileChanging(Conflict):
     code = "profile_changing"
     title = "The session's profile kept changing while the session was being admitted"
+
+
+class SessionNotActive(Conflict):
+    code = "session_not_active"
+    title = "The session is not active"
+
+
+class InteractionTooLarge(PayloadTooLarge):
+    """Over Tavus's size limit as Tavus would receive it (the same code as any body
+    too large)."""
+
+
+class InteractionRateLimited(TooManyRequests):
+    code = "interaction_rate_limited"
+    title = "The conversation is at Tavus's rate limit for interactions"
+
+
+class InteractionOutcomeUnknown(AppError):
+    status_code = 504
+    code = "interaction_outcome_unknown"
+    title = "Tavus may or may not have delivered the interaction"
+
+
+class TranscriptNotAvailable(NotFound):
+    code = "transcript_not_available"
+    title = "Tavus has not sent this session's transcript"

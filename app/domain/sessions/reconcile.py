@@ -220,7 +220,10 @@ class Reconciler:
                     at = event.timestamp
                 elif event.event_type in JOINED_EVENTS:
                     joined_at = joined_at or event.timestamp
-            return await self._ended(row, reason, "poll", at, joined_at)
+            # Without a shutdown event, an ended conversation's last change is its end.
+            return await self._ended(
+                row, reason, "poll", at or status.updated_at, joined_at, status.created_at
+            )
         return None
 
     async def _ended(
@@ -230,7 +233,9 @@ class Reconciler:
         source: str,
         at: datetime | None = None,
         joined_at: datetime | None = None,
+        created_at: datetime | None = None,
     ) -> Move:
+        """The end, with ``at`` and ``created_at`` as Tavus reported them, if it did."""
         if row.shutdown_claimed_at is not None:
             # Tavus confirmed a shutdown webhook; its reason and time are the end's when
             # Tavus's own reading does not name them.
@@ -244,7 +249,16 @@ class Reconciler:
                         (claim.payload.get("properties") or {}).get("shutdown_reason")
                     )
         now = _now()
-        return ended(row, reason=reason, at=at or now, source=source, now=now, joined_at=joined_at)
+        return ended(
+            row,
+            reason=reason,
+            at=at or now,
+            source=source,
+            now=now,
+            joined_at=joined_at,
+            tavus_ended_at=at,
+            tavus_created_at=created_at,
+        )
 
     async def _check_active(self, tavus: TavusClient, row: Session) -> Move:
         status = await self._read(tavus, row)

@@ -11,13 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
 from app.domain.accounts import TavusAccounts
+from app.domain.sessions.artifacts import (
+    Artifact,
+    Transcript,
+    TranscriptItem,
+    transcript_complete,
+    transcript_entries,
+)
 from app.domain.sessions.cursors import (
     decode_event_cursor,
     decode_session_cursor,
     encode_event_cursor,
     encode_session_cursor,
 )
-from app.domain.sessions.errors import SessionNotEndable, SessionNotFound
+from app.domain.sessions.errors import (
+    SessionNotEndable,
+    SessionNotFound,
+    TranscriptNotAvailable,
+)
 from app.domain.sessions.lifecycle import ending
 from app.domain.sessions.moves import make
 from app.domain.sessions.states import STATES_OF, State, Status
@@ -85,6 +96,25 @@ async def list_events(
     return SessionEventList(
         items=[event_view(e) for e in page],
         next_cursor=encode_event_cursor(page[-1].id) if len(rows) > limit and page else None,
+    )
+
+
+async def get_transcript(db: AsyncSession, tenant_id: str, session_id: uuid.UUID) -> Transcript:
+    """The transcript Tavus sent for the session (the latest, if it sent more than one),
+    read from its stored event."""
+    repo = SessionRepository(db)
+    row = await repo.get_for_tenant(tenant_id, session_id)
+    if row is None:
+        raise SessionNotFound(f"session {session_id} does not exist")
+    summary = (row.artifacts or {}).get(Artifact.TRANSCRIPT)
+    event = await repo.event(session_id, summary["event_id"]) if summary else None
+    if summary is None or event is None:
+        raise TranscriptNotAvailable("Tavus has not sent this session's transcript yet")
+    items, _ = transcript_entries(event.payload)
+    return Transcript(
+        items=[TranscriptItem.model_validate(item) for item in items],
+        complete=transcript_complete(summary, ended=row.state == State.ENDED),
+        received_at=summary["received_at"],
     )
 
 

@@ -433,7 +433,7 @@ class StartSaga:
     ) -> tuple[dict[str, Any], Resolution]:
         """The new session's row, with the request resolved under ``profile`` (422 when
         the profile refuses it)."""
-        resolution = resolve(profile.profile, body, profile_name=profile.name)
+        resolution = resolve(profile.profile, body, profile_name=profile.name, tenant_id=tenant_id)
         values: dict[str, Any] = {
             "id": session_id,
             "tenant_id": tenant_id,
@@ -519,9 +519,7 @@ class StartSaga:
             in_pal_step = row.state == State.ADMITTED and row.pal_ephemeral
             what = "create the PAL" if in_pal_step else "create the conversation"
             return await self._fail(row, tavus, _upstream_failure(error, what, row.id))
-        return await self._record_active(
-            row, conversation.conversation_id, conversation.conversation_url
-        )
+        return await self._record_active(row, conversation)
 
     async def _ensure_pal(self, tavus: TavusClient, row: Session, *, fresh: bool) -> str:
         what = "create the PAL"
@@ -663,17 +661,18 @@ class StartSaga:
             payload={"pal_id": pal_id},
         )
 
-    async def _record_active(
-        self, row: Session, conversation_id: str, conversation_url: str | None
-    ) -> StartOutcome:
+    async def _record_active(self, row: Session, conversation: Conversation) -> StartOutcome:
         now = _now()
+        conversation_id = conversation.conversation_id
         max_call = int(row.resolved["max_call_duration"])
         deadline = now + timedelta(seconds=max_call) + self.ctx.deadline_grace
         current = await self._transition(
             row,
             State.ACTIVE,
             conversation_id=conversation_id,
-            conversation_url=conversation_url,
+            conversation_url=conversation.conversation_url,
+            # Tavus's own time: billing runs from it, by Tavus's clock.
+            conversation_created_at=conversation.created_at,
             active_at=now,
             deadline_at=deadline,
             error=None,

@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.db.models import Session, SessionEvent
-from app.domain.sessions.states import Cleanup, Status, status_of
+from app.domain.sessions.artifacts import Artifacts, artifacts_view
+from app.domain.sessions.states import Cleanup, State, Status, status_of
 
 
 class SessionPublic(BaseModel):
@@ -27,11 +28,22 @@ class SessionPublic(BaseModel):
     external_ref: str | None
     created_at: datetime
     active_at: datetime | None
+    #: When the face joined the room.
+    joined_at: datetime | None
     ending_at: datetime | None
     ended_at: datetime | None
     deadline_at: datetime | None
     end_reason: str | None
     error: dict[str, Any] | None
+    #: The conversation's run on Tavus, from its creation to its end by Tavus's clock:
+    #: what the session cost. None while unknown (the conversation runs, or Tavus told
+    #: neither time).
+    billed_seconds: float | None
+    #: The billed seconds the room ran with nobody in it at the end, when Tavus's
+    #: shutdown reason tells; None when it does not.
+    idle_seconds: float | None
+    #: What Tavus sent after the call (each None until it has).
+    artifacts: Artifacts
 
 
 class SessionPage(BaseModel):
@@ -71,11 +83,15 @@ def session_view(row: Session) -> SessionPublic:
         external_ref=row.external_ref,
         created_at=row.created_at,
         active_at=row.active_at,
+        joined_at=row.joined_at,
         ending_at=row.ending_at,
         ended_at=row.ended_at,
         deadline_at=row.deadline_at,
         end_reason=row.end_reason,
         error=row.error,
+        billed_seconds=row.billed_seconds,
+        idle_seconds=row.idle_seconds,
+        artifacts=artifacts_view(row.artifacts, ended=row.state == State.ENDED),
     )
 
 

@@ -6,7 +6,9 @@ Duplicates are recognised by a hash of the raw body; any order is safe because e
 event only ever moves a session forward (a transcript after the end changes nothing, a
 shutdown before the join ends the session and the join is then only recorded). A
 shutdown is only a claim until Tavus confirms it (``apply_event``); an event that arrives
-before the session knows its conversation id is applied once it does.
+before the session knows its conversation id is applied once it does. The artifacts
+Tavus sends after the call are applied whenever they come, after the end included
+(``apply_artifact``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Session
 from app.db.repositories.sessions import SessionRepository
 from app.domain import strict_json
-from app.domain.sessions.lifecycle import within
+from app.domain.sessions.artifacts import ARTIFACT_OF_EVENT, Artifact, is_newer, summary_of
+from app.domain.sessions.lifecycle import billing, normalise_shutdown_reason, within
 from app.domain.sessions.states import State
 from app.domain.storable_text import map_text, replace_unstorable_text
 from app.errors import BadRequest, MalformedBody, NotFound
@@ -59,6 +62,16 @@ class WebhookResult:
     duplicate: bool
     # The session must be checked on Tavus now (a shutdown to confirm), not at a tick.
     check_due: bool
+    # The artifact the event gave the session (a transcript, ...), if it did.
+    artifact: Artifact | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one event did to its session."""
+
+    check_due: bool = False
+    artifact: Artifact | None = None
 
 
 def parse_event(raw: bytes, *, token: str) -> dict[str, Any]:
@@ -139,7 +152,7 @@ async def apply_webhook(
     event_type: str = event["event_type"]
     occurred_at = event_time(event)
     metrics.webhook_received(event_type, occurred_at)
-    stored = await repo.add_event(
+    event_id = await repo.add_event(
         row.id,
         kind="webhook",
         type=event_type[:64],
@@ -147,19 +160,20 @@ async def apply_webhook(
         dedupe_key=hashlib.sha256(raw).hexdigest(),
         occurred_at=occurred_at,
     )
-    if not stored:
+    if event_id is None:
         return WebhookResult(duplicate=True, check_due=False)
     if row.conversation_id is None:
         # Tavus can be faster than our own write of the conversation id: the event is
         # kept, and whoever writes the id applies it (``apply_stored_events``).
         row.early_events = True
         return WebhookResult(duplicate=False, check_due=False)
-    return WebhookResult(duplicate=False, check_due=apply_event(row, event, datetime.now(UTC)))
+    applied = apply_event(row, event, datetime.now(UTC), event_id=event_id)
+    return WebhookResult(duplicate=False, check_due=applied.check_due, artifact=applied.artifact)
 
 
-def apply_event(row: Session, event: dict[str, Any], now: datetime) -> bool:
-    """Apply one Tavus event of the session's own conversation; True when the session
-    is now due for a check on Tavus.
+def apply_event(row: Session, event: dict[str, Any], now: datetime, *, event_id: int) -> Applied:
+    """Apply one Tavus event of the session's own conversation (stored as ``event_id``):
+    whether the session is now due for a check on Tavus, and the artifact it gave.
 
     A shutdown is a claim, not a fact: whoever holds the callback URL can send one, and
     ending on its word would free the tenant's slot and delete the PAL of a conversation
@@ -175,8 +189,43 @@ def apply_event(row: Session, event: dict[str, Any], now: datetime) -> bool:
         # Any claim the reconciler holds is superseded: its result is dropped.
         row.claimed_by = None
         row.next_check_at = now
-        return True
-    return False
+        return Applied(check_due=True)
+    elif event_type == SHUTDOWN_EVENT and row.state == State.ENDED:
+        _bill_late(row, event)
+    elif event_type in ARTIFACT_OF_EVENT:
+        return Applied(artifact=apply_artifact(row, event, now, event_id=event_id))
+    return Applied()
+
+
+def _bill_late(row: Session, event: dict[str, Any]) -> None:
+    """A shutdown that arrives after Palisade ended the session without Tavus's time of
+    the end (the conversation was gone when it looked) makes its cost known."""
+    properties = event.get("properties") or {}
+    reason = normalise_shutdown_reason(properties.get("shutdown_reason"))
+    cost = billing(row, reason=reason, ended_at=event_time(event))
+    if cost:
+        for column, value in cost.items():
+            setattr(row, column, value)
+        metrics.session_billed(row)
+
+
+def apply_artifact(
+    row: Session, event: dict[str, Any], now: datetime, *, event_id: int
+) -> Artifact | None:
+    """Apply an artifact Tavus sent after the call (the one place this happens): the
+    session keeps a summary of the latest of each kind. In any state: a transcript
+    comes after the end, maybe late, maybe twice. The artifact when the session now has
+    a new one of its kind; None when the event was older than the one it has."""
+    artifact = ARTIFACT_OF_EVENT[event["event_type"]]
+    at = event_time(event) or now
+    summary = summary_of(artifact, event, event_id=event_id, at=at, received=now)
+    kept = dict(row.artifacts or {})
+    if not is_newer(summary, kept.get(artifact)):
+        return None
+    kept[artifact] = summary
+    # A new dict: the ORM sees the column change (it does not track edits inside one).
+    row.artifacts = kept
+    return artifact
 
 
 async def apply_stored_events(db: AsyncSession, session_id: uuid.UUID) -> bool:
@@ -194,5 +243,5 @@ async def apply_stored_events(db: AsyncSession, session_id: uuid.UUID) -> bool:
     due = False
     for stored in await repo.webhook_events(session_id):
         if stored.payload.get("conversation_id") == row.conversation_id:
-            due = apply_event(row, stored.payload, now) or due
+            due = apply_event(row, stored.payload, now, event_id=stored.id).check_due or due
     return due

@@ -240,6 +240,43 @@ class TestTranscript:
         ]
 
 
+class TestRecording:
+    async def test_a_recorded_call_sends_where_its_recording_is(self, harness: Harness) -> None:
+        conversation_id = await harness.create_conversation(
+            await harness.create_pal(), properties={"enable_recording": True, **QUIET}
+        )
+        harness.sim.advance(1.0)
+        harness.sim.join_participant(conversation_id)
+        harness.sim.advance(120.0)
+        await harness.client.post(f"/v2/conversations/{conversation_id}/end")
+
+        events = harness.sim.conversation(conversation_id).events
+        assert [e["event_type"] for e in events][-2:] == [
+            "application.transcription_ready",
+            "application.recording_ready",
+        ]
+        recording = events[-1]["properties"]
+        assert recording["s3_key"] == f"recordings/{conversation_id}.mp4"
+        assert recording["storage_uri"] == f"s3://{recording['bucket_name']}/{recording['s3_key']}"
+        assert recording["storage_provider"] == "s3"
+        # Recorded from the face joining (1 s after creation) to the end.
+        assert recording["duration"] == pytest.approx(120.0, abs=0.5)
+
+    async def test_no_recording_without_enable_recording_or_a_face(self, harness: Harness) -> None:
+        plain = await harness.create_conversation(await harness.create_pal(), properties=QUIET)
+        faceless = await harness.create_conversation(
+            await harness.create_pal(), properties={"enable_recording": True, **QUIET}
+        )
+        harness.sim.shutdown_conversation(
+            faceless, "exception_encountered_during_conversation_startup"
+        )
+        harness.sim.advance(1.0)
+        await harness.client.post(f"/v2/conversations/{plain}/end")
+
+        for conversation_id in (plain, faceless):
+            assert "application.recording_ready" not in event_types(harness, conversation_id)
+
+
 class TestParticipantControlErrors:
     async def test_cannot_join_an_ended_conversation(self, harness: Harness) -> None:
         conversation_id = await harness.create_conversation(await harness.create_pal())

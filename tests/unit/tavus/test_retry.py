@@ -37,6 +37,8 @@ from tests.unit.tavus.fake_tavus import (
 )
 
 OP = Operation.GET_PAL
+# Exact waits: the Retry-After jitter is tested on its own.
+EXACT = RetryPolicy(retry_after_jitter=0.0)
 
 
 def _rate_limited(retry_after: float | None = None) -> TavusRateLimited:
@@ -62,6 +64,7 @@ class TestOperationKinds:
             Operation.GET_CONVERSATION: OperationKind.READ,
             Operation.LIST_CONVERSATIONS: OperationKind.READ,
             Operation.END_CONVERSATION: OperationKind.IDEMPOTENT_WRITE,
+            Operation.SEND_APP_MESSAGE: OperationKind.AT_MOST_ONCE,
         }
 
     def test_every_kind_has_a_rule(self) -> None:
@@ -93,21 +96,37 @@ class TestDecide:
         assert policy.decide(OperationKind.CREATE, error) is create
 
     def test_retry_after_is_honoured(self) -> None:
-        assert RetryPolicy().decide(OperationKind.CREATE, _rate_limited(4.5)) == 4.5
+        assert EXACT.decide(OperationKind.CREATE, _rate_limited(4.5)) == 4.5
 
     def test_retry_after_is_capped(self) -> None:
-        policy = RetryPolicy(retry_after_cap=30.0, timeout=120.0)
+        policy = RetryPolicy(retry_after_cap=30.0, timeout=120.0, retry_after_jitter=0.0)
 
         assert policy.decide(OperationKind.READ, _rate_limited(600.0)) == 30.0
 
     def test_retry_after_overrunning_the_budget_gives_up(self) -> None:
-        policy = RetryPolicy(timeout=45.0)
+        policy = RetryPolicy(timeout=45.0, retry_after_jitter=0.0)
 
         assert policy.decide(OperationKind.READ, _rate_limited(20.0), elapsed=30.0) is False
         assert policy.decide(OperationKind.READ, _rate_limited(20.0), elapsed=10.0) == 20.0
 
     def test_zero_retry_after_means_retry_now(self) -> None:
-        assert RetryPolicy().decide(OperationKind.READ, _rate_limited(0.0)) == 0.0
+        assert EXACT.decide(OperationKind.READ, _rate_limited(0.0)) == 0.0
+
+    def test_retry_after_gets_jitter_so_callers_told_one_time_spread_out(self) -> None:
+        policy = RetryPolicy(retry_after_jitter=0.5)
+
+        waits = {policy.decide(OperationKind.READ, _rate_limited(2.0)) for _ in range(50)}
+
+        assert all(isinstance(w, float) and 2.0 <= w <= 2.5 for w in waits)
+        assert len(waits) > 1
+
+    def test_retry_after_jitter_never_overruns_the_budget(self) -> None:
+        policy = RetryPolicy(timeout=10.0, retry_after_jitter=5.0)
+
+        for _ in range(50):
+            wait = policy.decide(OperationKind.READ, _rate_limited(9.0), elapsed=0.5)
+            assert isinstance(wait, float)
+            assert 9.0 <= wait <= 9.5
 
     def test_without_retry_after_uses_backoff(self) -> None:
         assert RetryPolicy().decide(OperationKind.READ, _rate_limited(None)) is True
@@ -123,13 +142,20 @@ class TestPolicyObject:
                 wait_max=8.0,
                 wait_jitter=1.0,
                 retry_after_cap=30.0,
+                retry_after_jitter=0.5,
             )
             == DEFAULT_RETRY_POLICY
         )
 
     @pytest.mark.parametrize(
         "kwargs",
-        [{"attempts": 0}, {"timeout": -1.0}, {"wait_max": -0.1}, {"retry_after_cap": -5.0}],
+        [
+            {"attempts": 0},
+            {"timeout": -1.0},
+            {"wait_max": -0.1},
+            {"retry_after_cap": -5.0},
+            {"retry_after_jitter": -1.0},
+        ],
     )
     def test_rejects_nonsense(self, kwargs: dict[str, float]) -> None:
         with pytest.raises(ValueError, match="must"):
@@ -390,7 +416,9 @@ class TestWaitsThroughStamina:
         self, http: httpx.AsyncClient, fake: FakeTavus, real_waits: list[RetryDetails]
     ) -> None:
         # Backoff alone would wait at least 5 s; the header says 0.
-        policy = RetryPolicy(attempts=2, wait_initial=5.0, wait_max=5.0, wait_jitter=0.0)
+        policy = RetryPolicy(
+            attempts=2, wait_initial=5.0, wait_max=5.0, wait_jitter=0.0, retry_after_jitter=0.0
+        )
         client = TavusClient(http, API_KEY, base_url=BASE_URL, retry=policy)
         fake.reply(fail(429, {}, headers={"Retry-After": "0"}), ok(pal_json()))
 
@@ -401,7 +429,7 @@ class TestWaitsThroughStamina:
     async def test_retry_after_is_capped(
         self, http: httpx.AsyncClient, fake: FakeTavus, real_waits: list[RetryDetails]
     ) -> None:
-        policy = RetryPolicy(attempts=2, retry_after_cap=0.0)
+        policy = RetryPolicy(attempts=2, retry_after_cap=0.0, retry_after_jitter=0.0)
         client = TavusClient(http, API_KEY, base_url=BASE_URL, retry=policy)
         fake.reply(fail(429, {}, headers={"Retry-After": "3600"}), ok(pal_json()))
 
