@@ -29,7 +29,9 @@ async def read_form(request: Request) -> Mapping[str, str]:
         raise NotAForm(f"send the form as {FORM_CONTENT_TYPE}")
     try:
         text = (await request.body()).decode("utf-8")
-        fields = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        fields = dict(
+            parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+        )
     except (UnicodeDecodeError, ValueError):
         raise MalformedForm("the form is not valid UTF-8 URL-encoded text") from None
     if unstorable_location(fields) is not None:

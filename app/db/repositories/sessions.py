@@ -340,15 +340,15 @@ class SessionRepository:
         """Each session's last event of one of ``types`` (a page's worth of sessions)."""
         if not session_ids:
             return {}
-        query = (
-            select(SessionEvent)
+        latest = (
+            select(func.max(SessionEvent.id))
             .where(
                 SessionEvent.session_id.in_(list(session_ids)),
                 SessionEvent.type.in_(sorted(types)),
             )
-            .order_by(SessionEvent.session_id, SessionEvent.id.desc())
-            .distinct(SessionEvent.session_id)
+            .group_by(SessionEvent.session_id)
         )
+        query = select(SessionEvent).where(SessionEvent.id.in_(latest))
         return {event.session_id: event for event in await self.session.scalars(query)}
 
 
