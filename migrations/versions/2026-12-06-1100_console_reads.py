@@ -4,7 +4,8 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 11:00:00+00:00
 
-The console lists every tenant's sessions newest first (``ix_session_created``), finds
+The console lists every tenant's sessions newest first (``ix_session_created``; the
+failed ones, a small share, from ``ix_session_failed_created``), finds
 them by ``external_ref`` across tenants (``ix_session_external_ref``), and shows open
 shutdown claims and recent unconfirmed ones from partial indexes that hold only those.
 ``sweep_run`` keeps what each orphan sweep saw and removed.
@@ -26,6 +27,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_session_created", "session", ["created_at", "id"], unique=False)
+    op.create_index(
+        "ix_session_failed_created",
+        "session",
+        ["created_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("state = 'failed'"),
+    )
     op.create_index(
         "ix_session_external_ref",
         "session",
@@ -70,4 +78,5 @@ def downgrade() -> None:
     op.drop_index("ix_session_event_shutdown_unconfirmed", table_name="session_event")
     op.drop_index("ix_session_shutdown_claimed", table_name="session")
     op.drop_index("ix_session_external_ref", table_name="session")
+    op.drop_index("ix_session_failed_created", table_name="session")
     op.drop_index("ix_session_created", table_name="session")
