@@ -26,6 +26,7 @@ from app.console.deliveries import DeliveryLedger, delivery_ledger
 from app.console.forms import read_form
 from app.console.rendering import ConsoleRoute, render
 from app.domain.sessions.errors import SessionNotEndable
+from app.domain.storable_text import StorableStr
 from app.errors import NotFound
 from app.security.console_sessions import ConsoleSession
 from app.security.tokens import constant_time_equals
@@ -248,9 +249,9 @@ async def deliveries_page(
     runtime: RuntimeDep,
     db: DbSession,
     deliveries: Deliveries,
-    tenant: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    tenant: Annotated[StorableStr | None, Query(max_length=64)] = None,
+    status: Annotated[StorableStr | None, Query(max_length=16)] = None,
+    cursor: Annotated[StorableStr | None, Query(max_length=200)] = None,
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     page = await deliveries.page(

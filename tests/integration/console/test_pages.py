@@ -429,3 +429,21 @@ def test_the_table_reader_reads_cells_as_text() -> None:
     """The parser the page tests read pages with."""
     html = "<table id='t'><tr><th>a</th></tr><tr><td> x <b>y</b> </td></tr></table>"
     assert tables(html) == {"t": [["a"], ["x y"]]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/deliveries?tenant=a%00b",
+        "/console/deliveries?cursor=" + "x" * 201,
+        "/console/sessions/" + "%00",
+        "/console/login?next=" + "x" * 2001,
+    ],
+)
+async def test_hostile_query_values_are_a_clear_4xx(
+    palisade: Palisade, console: Console, path: str
+) -> None:
+    client = await console(palisade)
+    response = await client.get(path, headers={"Accept": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["code"]
