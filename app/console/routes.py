@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from app.api.deps import DbSession, RuntimeDep
 from app.console import services
 from app.console.auth import (
+    CSRF_FIELD,
     PREFIX,
     CheckedForm,
     Operator,
@@ -28,6 +29,7 @@ from app.console.rendering import ConsoleRoute, render
 from app.domain.sessions.errors import SessionNotEndable
 from app.domain.storable_text import StorableStr
 from app.errors import NotFound
+from app.runtime import Runtime
 from app.security.console_sessions import ConsoleSession
 from app.security.tokens import constant_time_equals
 
@@ -59,7 +61,7 @@ def _now() -> datetime:
 
 def _page(
     request: Request,
-    runtime: RuntimeDep,
+    runtime: Runtime,
     session: ConsoleSession,
     template: str,
     page: str,
@@ -80,7 +82,7 @@ def _page(
 
 def _sign_in_form(
     request: Request,
-    runtime: RuntimeDep,
+    runtime: Runtime,
     then: str,
     *,
     error: str | None = None,
@@ -128,7 +130,7 @@ async def sign_in(request: Request, runtime: RuntimeDep) -> Response:
     form = await read_form(request)
     then = safe_next(form.get("next"))
     visitor = current_session(request, sessions)
-    if visitor is None or not sessions.csrf_matches(visitor, form.get("csrf_token")):
+    if visitor is None or not sessions.csrf_matches(visitor, form.get(CSRF_FIELD)):
         # No form of ours was submitted, or it outlived its session: a new form.
         return _sign_in_form(
             request, runtime, then, error=_FORM_EXPIRED, status_code=403, renew=True
