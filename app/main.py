@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 import app
+from app import console
 from app.api import dev, health, metrics, problems, sessions, tenants, webhooks
 from app.api.cors import TenantCors
 from app.api.middleware import BodySizeLimit
@@ -145,6 +146,7 @@ def create_app(
         api.include_router(tenants.router)
         api.include_router(sessions.router)
         api.include_router(webhooks.router)
+        console.install(api)
         if settings.is_dev:
             api.include_router(dev.router)
     api.include_router(metrics.router)

@@ -27,6 +27,7 @@ from app.domain.tenants.cors import ListedOrigins
 from app.domain.tenants.pals import TavusPalDirectory
 from app.observability import metrics
 from app.observability.redaction import remember_secret
+from app.security.console_sessions import ConsoleSessions
 from app.security.secret_box import SecretBox
 from app.security.tokens import WebhookTokens
 from app.settings import SIMULATOR_API_KEY, Settings
@@ -48,6 +49,8 @@ class Runtime:
     accounts: TavusAccounts
     secret_box: SecretBox
     webhook_tokens: WebhookTokens
+    # Operators' sign-ins to the console (/console).
+    console_sessions: ConsoleSessions
     pals: TavusPalDirectory
     api_keys: ApiKeyAuthenticator
     # Origins some tenant lists, for CORS preflights.
@@ -153,6 +156,11 @@ async def open_runtime(
             accounts=accounts,
             secret_box=secret_box,
             webhook_tokens=webhook_tokens,
+            console_sessions=ConsoleSessions(
+                settings.secret_key_value,
+                settings.admin_token_value,
+                lifetime=settings.console_session_lifetime,
+            ),
             api_keys=ApiKeyAuthenticator(
                 autocommit,
                 sessionmaker,

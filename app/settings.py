@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         int,
         Field(ge=0, le=100_000, validation_alias=_env("PALISADE_INTERACTIONS_PER_MINUTE")),
     ] = 120
+    # How long an operator stays signed in to the console (/console) without signing in
+    # again; a new ADMIN_TOKEN or SECRET_KEY signs everyone out at once.
+    console_session_hours: Annotated[
+        float, Field(gt=0, le=24 * 7, validation_alias=_env("PALISADE_CONSOLE_SESSION_HOURS"))
+    ] = 8.0
     migrations_dir: Annotated[
         Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
     ] = None
@@ -242,6 +247,10 @@ class Settings(BaseSettings):
         if self.tavus_list_settle_seconds is not None:
             return timedelta(seconds=self.tavus_list_settle_seconds)
         return timedelta(seconds=min(DEFAULT_LIST_SETTLE_SECONDS, self.start_lease_seconds / 2))
+
+    @property
+    def console_session_lifetime(self) -> timedelta:
+        return timedelta(hours=self.console_session_hours)
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -119,3 +119,56 @@ async def insert_history(
     )
     # A real database has statistics on its history; the planner should too.
     await conn.execute(text("ANALYZE session"))
+
+
+# Live sessions of a tenant: active ones due for their next poll in a minute, as a busy
+# deployment has them.
+_LIVE = """
+INSERT INTO session (id, tenant_id, profile, state, strategy, strategy_reason, cleanup,
+                     pal_id, pal_ephemeral, conversation_id, conversation_url, external_ref,
+                     request, resolved, created_at, updated_at, active_at, deadline_at,
+                     next_check_at)
+SELECT gen_random_uuid(), :tenant, :profile, :state, 'reuse',
+       'live session written by the benchmark', 'not_needed', :pal_id, false,
+       'l' || md5(random()::text), 'https://tavus.daily.co/live',
+       'live-' || n, '{}'::jsonb, '{}'::jsonb, now() - make_interval(secs => n),
+       now(), now() - make_interval(secs => n), now() + interval '30 minutes',
+       now() + interval '1 minute'
+FROM generate_series(1, :rows) AS n
+"""
+
+# Each session's log as a start and an end leave it: its transitions, and Tavus's shutdown
+# for those that ended.
+_EVENTS = """
+INSERT INTO session_event (session_id, kind, type, from_state, to_state, payload,
+                           occurred_at, created_at)
+SELECT s.id, e.kind, e.type, e.from_state, e.to_state, e.payload, e.occurred_at, e.at
+FROM session AS s
+CROSS JOIN LATERAL (VALUES
+    ('transition', 'session.admitted', NULL, 'admitted', '{}'::jsonb, NULL::timestamptz,
+     s.created_at),
+    ('transition', 'session.active', 'admitted', 'active', '{}'::jsonb, NULL, s.active_at),
+    ('webhook', 'system.shutdown', NULL, NULL,
+     jsonb_build_object('event_type', 'system.shutdown',
+                        'properties', jsonb_build_object('shutdown_reason', 'participant left')),
+     s.ended_at, s.ended_at),
+    ('transition', 'session.' || s.state, 'active', s.state, '{}'::jsonb, NULL, s.ended_at)
+) AS e(kind, type, from_state, to_state, payload, occurred_at, at)
+WHERE e.at IS NOT NULL AND NOT (s.state = 'failed' AND e.kind = 'webhook')
+  AND NOT (e.type = 'session.active' AND s.state = 'failed')
+"""
+
+
+async def insert_live(
+    conn: AsyncConnection, *, tenant_id: str, profile: str, pal_id: str, rows: int, state: str
+) -> None:
+    await conn.execute(
+        text(_LIVE),
+        {"tenant": tenant_id, "profile": profile, "pal_id": pal_id, "rows": rows, "state": state},
+    )
+
+
+async def insert_events(conn: AsyncConnection) -> int:
+    """The event log of every session written so far; the number of events."""
+    result = await conn.execute(text(_EVENTS))
+    return int(result.rowcount)

@@ -93,14 +93,19 @@ async def _app_error(_: Request, exc: Exception) -> Response:
     return problem_response(exc)
 
 
-async def _request_validation(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+def validation_error(exc: RequestValidationError) -> AppError:
+    """What a request FastAPI could not validate is answered with."""
     for error in exc.errors():
         if error.get("type") == "json_invalid":
             # The decoder's reason (never the input itself): a position, or the rule broken.
             reason = (error.get("ctx") or {}).get("error") or error.get("msg")
-            return problem_response(MalformedBody(str(reason)))
-    return problem_response(ValidationFailed("see errors", errors=_validation_errors(exc)))
+            return MalformedBody(str(reason))
+    return ValidationFailed("see errors", errors=_validation_errors(exc))
+
+
+async def _request_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(validation_error(exc))
 
 
 async def _http_exception(_: Request, exc: Exception) -> Response:

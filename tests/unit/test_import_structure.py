@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app.security",),
     ("app.domain",),
     ("app.runtime",),
-    ("app.api",),
+    # The console is HTTP too: pages beside the API, on the same services.
+    ("app.api", "app.console"),
     ("app.main",),
     ("app.cli", "app.__main__"),
 )

@@ -3,6 +3,7 @@
 from app.db.models.idempotency import IdempotencyRecord
 from app.db.models.pool import PooledPal
 from app.db.models.session import Session, SessionEvent
+from app.db.models.sweep import SweepRun
 from app.db.models.tenant import Profile, Tenant, TenantApiKey
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Profile",
     "Session",
     "SessionEvent",
+    "SweepRun",
     "Tenant",
     "TenantApiKey",
 ]

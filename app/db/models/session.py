@@ -14,10 +14,16 @@ from app.db.base import Base, CreatedAtMixin, TimestampsMixin
 # a migration that replaces the function (tests/unit/test_admission_gate.py checks).
 NON_TERMINAL_STATES_SQL = "state NOT IN ('ended', 'failed')"
 TERMINAL_STATES_SQL = "state IN ('ended', 'failed')"
+FAILED_STATE_SQL = "state = 'failed'"
 # Sessions that are over and still owe the deletion of their ephemeral PAL. (A live
 # ephemeral session is `pending` too, but nothing is owed while its PAL is in use.)
 CLEANUP_BACKLOG_SQL = f"cleanup = 'pending' AND {TERMINAL_STATES_SQL}"
 EPHEMERAL_PAL_SQL = "pal_ephemeral"
+# Shutdown webhooks still waiting for Tavus to confirm them.
+SHUTDOWN_CLAIMED_SQL = "shutdown_claimed_at IS NOT NULL"
+# A shutdown webhook Tavus contradicted for the whole claim window (the reconciler's event).
+SHUTDOWN_UNCONFIRMED_EVENT = "shutdown.unconfirmed"
+SHUTDOWN_UNCONFIRMED_SQL = f"type = '{SHUTDOWN_UNCONFIRMED_EVENT}'"
 
 
 class Session(TimestampsMixin, Base):
@@ -38,10 +44,29 @@ class Session(TimestampsMixin, Base):
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
         Index("ix_session_tenant_created", "tenant_id", "created_at", "id"),
+        # The console lists every tenant's sessions newest first, and counts the starts
+        # of the last hour.
+        Index("ix_session_created", "created_at", "id"),
+        # ...and lists the failed ones, a small share of the history, without reading
+        # the rest of it.
+        Index(
+            "ix_session_failed_created",
+            "created_at",
+            "id",
+            postgresql_where=text(FAILED_STATE_SQL),
+        ),
         Index(
             "ix_session_tenant_external_ref",
             "tenant_id",
             "external_ref",
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
+        # The console finds a user's sessions across tenants.
+        Index(
+            "ix_session_external_ref",
+            "external_ref",
+            "created_at",
+            "id",
             postgresql_where=text("external_ref IS NOT NULL"),
         ),
         Index(
@@ -75,6 +100,12 @@ class Session(TimestampsMixin, Base):
             "tenant_id",
             "ended_at",
             postgresql_where=text("ended_at IS NOT NULL"),
+        ),
+        # The console's open shutdown claims: a handful at any time.
+        Index(
+            "ix_session_shutdown_claimed",
+            "shutdown_claimed_at",
+            postgresql_where=text(SHUTDOWN_CLAIMED_SQL),
         ),
     )
 
@@ -145,6 +176,12 @@ class SessionEvent(CreatedAtMixin, Base):
             "dedupe_key",
             unique=True,
             postgresql_where=text("dedupe_key IS NOT NULL"),
+        ),
+        # The console's recent unconfirmed shutdown claims, without reading every event.
+        Index(
+            "ix_session_event_shutdown_unconfirmed",
+            "created_at",
+            postgresql_where=text(SHUTDOWN_UNCONFIRMED_SQL),
         ),
     )
 

@@ -245,6 +245,12 @@ class PoolRepository:
         ).group_by(PooledPal.tenant_id, PooledPal.profile, PooledPal.state)
         return {(t, p, s): int(n) for t, p, s, n in await self.session.execute(query)}
 
+    async def counts_by_key(self) -> dict[tuple[str, str, str, str], int]:
+        """Pool rows by tenant, profile, fingerprint and state."""
+        columns = (PooledPal.tenant_id, PooledPal.profile, PooledPal.fingerprint, PooledPal.state)
+        query = select(*columns, func.count()).group_by(*columns)
+        return {(t, p, f, s): int(n) for t, p, f, s, n in await self.session.execute(query)}
+
 
 @cache
 def _claim_due() -> Update:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, func, or_, select, text, union_all, update
+from sqlalchemy import Update, and_, func, or_, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,8 @@ from app.db.models import Session, SessionEvent, Tenant
 from app.db.models.session import (
     CLEANUP_BACKLOG_SQL,
     NON_TERMINAL_STATES_SQL,
+    SHUTDOWN_CLAIMED_SQL,
+    SHUTDOWN_UNCONFIRMED_SQL,
     TERMINAL_STATES_SQL,
 )
 from app.db.repositories.leases import claim_due, claim_parameters
@@ -294,6 +296,126 @@ class SessionRepository:
         if after is not None:
             query = query.where(SessionEvent.id > after)
         return (await self.session.scalars(query)).all()
+
+    # --- what operators read (the console) -----------------------------------------------
+    # Each query reads an index bounded by what it shows (live sessions, the last hour, the
+    # backlog, open claims) or stops after a page; bench/console.py checks the plans.
+
+    async def page_all(
+        self,
+        *,
+        limit: int,
+        tenant_id: str | None = None,
+        states: Collection[str] | None = None,
+        strategy: str | None = None,
+        external_ref: str | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
+    ) -> Sequence[Session]:
+        """Every tenant's sessions (or one's), newest first, a keyset page at a time."""
+        query = select(Session).order_by(Session.created_at.desc(), Session.id.desc()).limit(limit)
+        if tenant_id is not None:
+            query = query.where(Session.tenant_id == tenant_id)
+        if states is not None:
+            query = query.where(Session.state.in_(sorted(states)))
+        if strategy is not None:
+            query = query.where(Session.strategy == strategy)
+        if external_ref is not None:
+            query = query.where(Session.external_ref == external_ref)
+        if before is not None:
+            query = query.where(tuple_(Session.created_at, Session.id) < tuple_(*before))
+        return (await self.session.scalars(query)).all()
+
+    async def live_by_tenant(self) -> dict[str, int]:
+        query = (
+            select(Session.tenant_id, func.count())
+            .where(text(NON_TERMINAL_STATES_SQL))
+            .group_by(Session.tenant_id)
+        )
+        return {tenant: int(n) for tenant, n in await self.session.execute(query)}
+
+    async def started_by_tenant(self, since: datetime) -> dict[str, int]:
+        query = (
+            select(Session.tenant_id, func.count())
+            .where(Session.created_at >= since)
+            .group_by(Session.tenant_id)
+        )
+        return {tenant: int(n) for tenant, n in await self.session.execute(query)}
+
+    async def failed_by_tenant(self, since: datetime) -> dict[str, int]:
+        """Sessions that failed since ``since`` (a failure is recorded as its end)."""
+        query = (
+            select(Session.tenant_id, func.count())
+            .where(text(TERMINAL_STATES_SQL), Session.state == "failed", Session.ended_at >= since)
+            .group_by(Session.tenant_id)
+        )
+        return {tenant: int(n) for tenant, n in await self.session.execute(query)}
+
+    async def cleanup_backlog_by_tenant(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per tenant: sessions over whose ephemeral PAL is still to delete, and the
+        earliest end among them."""
+        query = (
+            select(Session.tenant_id, func.count(), func.min(Session.ended_at))
+            .where(text(CLEANUP_BACKLOG_SQL))
+            .group_by(Session.tenant_id)
+        )
+        return {t: (int(n), oldest) for t, n, oldest in await self.session.execute(query)}
+
+    async def cleanup_backlog(self, *, limit: int) -> Sequence[Session]:
+        """The sessions owing a PAL deletion, longest owed first."""
+        query = (
+            select(Session)
+            .where(text(CLEANUP_BACKLOG_SQL))
+            .order_by(Session.ended_at, Session.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def open_shutdown_claims(self, *, limit: int) -> Sequence[Session]:
+        """Sessions whose shutdown webhook Tavus has not confirmed yet, oldest first."""
+        query = (
+            select(Session)
+            .where(text(SHUTDOWN_CLAIMED_SQL))
+            .order_by(Session.shutdown_claimed_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def unconfirmed_claims(self, since: datetime, *, limit: int) -> Sequence[SessionEvent]:
+        """Shutdown webhooks Tavus contradicted, recorded since ``since``, newest first."""
+        query = (
+            select(SessionEvent)
+            .where(text(SHUTDOWN_UNCONFIRMED_SQL), SessionEvent.created_at >= since)
+            .order_by(SessionEvent.created_at.desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def count_unconfirmed_claims(self, since: datetime) -> int:
+        query = select(func.count()).where(
+            text(SHUTDOWN_UNCONFIRMED_SQL), SessionEvent.created_at >= since
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def count_open_shutdown_claims(self) -> int:
+        query = select(func.count()).select_from(Session).where(text(SHUTDOWN_CLAIMED_SQL))
+        return int(await self.session.scalar(query) or 0)
+
+    async def latest_events_of(
+        self, session_ids: Collection[uuid.UUID], types: Collection[str]
+    ) -> dict[uuid.UUID, SessionEvent]:
+        """Each session's last event of one of ``types`` (a page's worth of sessions)."""
+        if not session_ids:
+            return {}
+        latest = (
+            select(func.max(SessionEvent.id))
+            .where(
+                SessionEvent.session_id.in_(list(session_ids)),
+                SessionEvent.type.in_(sorted(types)),
+            )
+            .group_by(SessionEvent.session_id)
+        )
+        query = select(SessionEvent).where(SessionEvent.id.in_(latest))
+        return {event.session_id: event for event in await self.session.scalars(query)}
 
 
 @cache

@@ -95,7 +95,9 @@ class WarmPoolConfig:
 
 
 @dataclass(frozen=True)
-class _Wanted:
+class Wanted:
+    """One key a pooled profile wants filled, and how long its PALs may wait."""
+
     profile: str
     key: PoolKey
     ttl: timedelta
@@ -287,9 +289,9 @@ class WarmPool:
             profiles = await repo.pooled_profiles()
             tenants = await repo.tenants_with_rows()
         self._remember_pooled((tenant_id, name) for tenant_id, name, _ in profiles)
-        wanted: dict[str, dict[tuple[str, str], _Wanted]] = {}
+        wanted: dict[str, dict[tuple[str, str], Wanted]] = {}
         for tenant_id, name, config in profiles:
-            for want in _wanted(tenant_id, name, config, self.secret_box):
+            for want in wanted_keys(tenant_id, name, config, self.secret_box):
                 wanted.setdefault(tenant_id, {})[(name, want.key.fingerprint)] = want
         creates: list[_Create] = []
         for tenant_id in sorted(set(wanted) | tenants):
@@ -298,7 +300,7 @@ class WarmPool:
         return len(creates)
 
     async def _refill_tenant(
-        self, tenant_id: str, wanted: dict[tuple[str, str], _Wanted], now: datetime
+        self, tenant_id: str, wanted: dict[tuple[str, str], Wanted], now: datetime
     ) -> list[_Create]:
         async with self.sessionmaker.begin() as db:
             repo = PoolRepository(db)
@@ -428,7 +430,7 @@ def _expiry(row: PooledPal) -> datetime:
     return row.expires_at
 
 
-def _wanted(tenant_id: str, name: str, config: dict[str, Any], box: SecretBox) -> list[_Wanted]:
+def wanted_keys(tenant_id: str, name: str, config: dict[str, Any], box: SecretBox) -> list[Wanted]:
     """The pool keys of one stored profile (none if it cannot be read)."""
     try:
         profile = Profile.model_validate(pal_secrets.unseal_profile(config, box))
@@ -446,7 +448,7 @@ def _wanted(tenant_id: str, name: str, config: dict[str, Any], box: SecretBox) -
             # A start with this body is refused with 422 pal_body_invalid; pool nothing.
             logger.warning("profile %s/%s: a pool key is not a valid PAL body", tenant_id, name)
             continue
-        wanted.append(_Wanted(name, key, ttl))
+        wanted.append(Wanted(name, key, ttl))
     return wanted
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crashpoints
 from app.db.models import Session
+from app.db.models.session import SHUTDOWN_UNCONFIRMED_EVENT
 from app.db.raw import RawConnections
 from app.db.repositories.sessions import SessionRepository
 from app.db.session_store import EventRecord, Lease
@@ -398,7 +399,7 @@ def _claim_unconfirmed(row: Session, next_check: datetime, tavus_status: str | N
         {"shutdown_claimed_at": None, "next_check_at": next_check, "attempts": 0},
         EventRecord(
             kind="tavus",
-            type="shutdown.unconfirmed",
+            type=SHUTDOWN_UNCONFIRMED_EVENT,
             payload={
                 "claimed_at": claimed_at.isoformat() if claimed_at else None,
                 "tavus_status": tavus_status,

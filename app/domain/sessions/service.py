@@ -43,6 +43,10 @@ from app.tavus.errors import TavusError, TavusNotFound
 
 logger = logging.getLogger(__name__)
 
+# Who asked for an end: the tenant's API, or an operator in the console.
+ENDED_BY_CLIENT = "ended_by_client"
+ENDED_BY_OPERATOR = "ended_by_operator"
+
 
 def parse_session_id(raw: str) -> uuid.UUID:
     try:
@@ -126,11 +130,12 @@ async def end_session(
     session_id: uuid.UUID,
     *,
     confirm_after: timedelta,
+    reason: str = ENDED_BY_CLIENT,
 ) -> SessionPublic:
     """Ask for the end of a session; idempotent. Moves an active session to ``ending``
     (stored before Tavus is called), then ends the conversation on Tavus. The shutdown
     webhook or the reconciler (``confirm_after`` from now, if no webhook has come) moves
-    it to ``ended`` and cleans up."""
+    it to ``ended`` and cleans up. ``reason`` is the session's ``end_reason``: who asked."""
     async with sessionmaker() as db:
         row = await SessionRepository(db).get_for_tenant(tenant_id, session_id)
     if row is None:
@@ -143,8 +148,9 @@ async def end_session(
     if row.state != State.ACTIVE:
         return session_view(row)  # ending, ended or failed: nothing more to do
     now = datetime.now(UTC)
-    # Asked for by the client, this end supersedes any claim the reconciler holds.
-    move = ending("ended_by_client", now=now, recheck_at=now + confirm_after)
+    # Asked for by a client or an operator, this end supersedes any claim the reconciler
+    # holds.
+    move = ending(reason, now=now, recheck_at=now + confirm_after)
     moved = await make(connections, row, move.with_changes(claimed_by=None), lease=None)
     if moved is None:
         # It moved on meanwhile (a webhook's end confirmed, or another end): as it is now.

@@ -32,10 +32,11 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import PooledPal, Session
+from app.db.models import PooledPal, Session, SweepRun
 from app.db.repositories.locks import advisory_lock
 from app.db.repositories.pool import PoolRepository
 from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.sweeps import SweepRunRepository
 from app.db.repositories.tenants import TenantRepository
 from app.domain.accounts import TavusAccounts
 from app.domain.sessions import tags
@@ -48,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 # A check makes three Tavus calls in one admin request; none lasts anywhere near this.
 CHECK_PAL_MAX_AGE = timedelta(minutes=15)
+# What a run's record keeps: its removals (a sweep after an outage may remove thousands;
+# the counts stay whole) and, once older than this, nothing.
+MAX_RECORDED_ACTIONS = 500
+SWEEP_RECORDS_KEPT_FOR = timedelta(days=30)
 
 Kind = Literal["pal", "conversation"]
 
@@ -66,6 +71,7 @@ class SweepAction:
 @dataclass
 class SweepReport:
     dry_run: bool
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     accounts: int = 0
     pals_seen: int = 0
     conversations_seen: int = 0
@@ -253,8 +259,25 @@ async def _carry_out(action: SweepAction, call: Awaitable[None]) -> None:
 
 
 async def _record(sessionmaker: async_sessionmaker[AsyncSession], report: SweepReport) -> None:
-    """Note in each known session's log what the sweep removed for it."""
+    """Keep a record of the run, and note in each known session's log what the sweep
+    removed for it."""
+    removals = report.removed
     async with sessionmaker.begin() as db:
+        runs = SweepRunRepository(db)
+        await runs.add(
+            SweepRun(
+                started_at=report.started_at,
+                finished_at=datetime.now(UTC),
+                accounts=report.accounts,
+                pals_seen=report.pals_seen,
+                conversations_seen=report.conversations_seen,
+                removed=sum(1 for a in removals if a.done),
+                failed=sum(1 for a in removals if not a.done),
+                actions=[_recorded(a) for a in removals[:MAX_RECORDED_ACTIONS]],
+                errors=list(report.errors),
+            )
+        )
+        await runs.forget_before(report.started_at - SWEEP_RECORDS_KEPT_FOR)
         repo = SessionRepository(db)
         known = await repo.get_many({a.session_id for a in report.removed if a.session_id})
         for action in report.removed:
@@ -265,3 +288,15 @@ async def _record(sessionmaker: async_sessionmaker[AsyncSession], report: SweepR
                     type=f"sweep.{action.decision}_{action.kind}",
                     payload={"object_id": action.object_id},
                 )
+
+
+def _recorded(action: SweepAction) -> dict[str, object]:
+    return {
+        "kind": action.kind,
+        "object_id": action.object_id,
+        "name": action.name,
+        "session_id": str(action.session_id) if action.session_id else None,
+        "decision": action.decision,
+        "done": action.done,
+        "error": action.error,
+    }

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from app.db.models import Session
+from app.db.repositories.sweeps import SweepRunRepository
 from app.domain.sessions import sweep as sweep_module
 from app.domain.sessions import tags
 from app.domain.sessions.sweep import SweepReport, sweep
@@ -122,3 +123,46 @@ class TestProfileCheckPals:
         old = await run(palisade, dry_run=False)
         assert [(a.object_id, a.done) for a in old.removed] == [(left, True)]
         assert simulator.sim.pal(left).deleted_at is not None
+
+
+class TestRecords:
+    async def test_each_real_run_is_recorded_with_what_it_removed(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        await setup_tenant(palisade)
+        session_id = uuid.uuid4()
+        orphan = await make_pal(palisade, tags.pal_name("Coach", session_id))
+
+        await run(palisade, dry_run=True)
+        async with palisade.runtime.sessionmaker() as db:
+            assert await SweepRunRepository(db).latest(10) == []
+
+        report = await run(palisade, dry_run=False)
+        async with palisade.runtime.sessionmaker() as db:
+            [record] = await SweepRunRepository(db).latest(10)
+        assert record.started_at == report.started_at
+        assert record.finished_at >= record.started_at
+        assert (record.accounts, record.removed, record.failed) == (1, 1, 0)
+        assert record.pals_seen == report.pals_seen
+        assert record.errors == []
+        assert record.actions == [
+            {
+                "kind": "pal",
+                "object_id": orphan,
+                "name": tags.pal_name("Coach", session_id),
+                "session_id": str(session_id),
+                "decision": "delete",
+                "done": True,
+                "error": None,
+            }
+        ]
+
+    async def test_records_older_than_the_retention_are_forgotten(
+        self, palisade: Palisade, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await run(palisade, dry_run=False)
+        monkeypatch.setattr(sweep_module, "SWEEP_RECORDS_KEPT_FOR", timedelta(0))
+        await run(palisade, dry_run=False)
+        async with palisade.runtime.sessionmaker() as db:
+            records = await SweepRunRepository(db).latest(10)
+        assert len(records) == 1
