@@ -12,12 +12,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.console import artifacts as console_artifacts
 from app.console import services
 from app.db.models import SweepRun
 from app.db.repositories.sweeps import SweepRunRepository
 from app.observability.redaction import REDACTED
 from tavus_simulator import ErrorFault
 from tests.conftest import PalisadeFactory
+from tests.integration.api.test_artifacts import post_event
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_warm_pool import pooled_profile
 from tests.integration.api.test_webhooks import events, wait_status
@@ -48,6 +50,15 @@ async def page(client: httpx.AsyncClient, path: str, status: int = 200) -> str:
     response = await client.get(path, headers=HTML)
     assert response.status_code == status, response.text
     return response.text
+
+
+def rows_of_transcript(html: str) -> list[str]:
+    """The transcript's turns as the page lists them, "role: content" each."""
+    listed = html.split('<ol id="transcript">', 1)[1].split("</ol>", 1)[0]
+    return [
+        item.split("</li>", 1)[0].replace("<strong>", "").replace("</strong>", "")
+        for item in listed.split("<li>")[1:]
+    ]
 
 
 async def sql(palisade: Palisade, statement: str, **values: Any) -> None:
@@ -259,13 +270,78 @@ class TestSessionPage:
             event["type"] for event in logged[2:4]
         ]
 
-    async def test_the_transcript_placeholder_points_to_the_timeline(
+    async def test_before_any_artifact_the_page_says_where_they_will_come_from(
         self, palisade: Palisade, console: Console
     ) -> None:
         key, _ = await setup_tenant(palisade)
         session = (await start(palisade, key, {})).json()
         html = await page(await console(palisade), f"/console/sessions/{session['id']}")
+        assert "Tavus has sent no transcript" in html
         assert "application.transcription_ready" in html
+
+    async def test_hostile_transcript_text_is_escaped_and_a_non_https_location_is_no_link(
+        self, palisade: Palisade, console: Console
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {})).json()
+        await post_event(
+            palisade,
+            session,
+            "application.transcription_ready",
+            transcript=[
+                {"role": "system", "content": "prompt-kept-out-3b9e"},
+                {"role": "assistant", "content": "<script>alert(1)</script>"},
+                {"role": "user", "content": "hello there"},
+            ],
+        )
+        await post_event(
+            palisade,
+            session,
+            "application.recording_ready",
+            storage_uri="javascript:alert(1)",
+            duration=12,
+        )
+        html = await page(await console(palisade), f"/console/sessions/{session['id']}")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert "<script>alert(1)" not in html
+        # The timeline holds the raw event, system prompt included; the transcript not.
+        assert rows_of_transcript(html) == [
+            "assistant: &lt;script&gt;alert(1)&lt;/script&gt;",
+            "user: hello there",
+        ]
+        # The session is live: the transcript cannot be the whole call yet.
+        assert "Transcript (incomplete)" in html
+        assert 'href="javascript:' not in html
+        assert "javascript:alert(1)" in html
+
+    async def test_a_long_transcript_shows_its_first_turns_and_a_recording_link(
+        self, palisade: Palisade, console: Console, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(console_artifacts, "TRANSCRIPT_LINES_SHOWN", 2)
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {})).json()
+        turns = [{"role": "user", "content": f"turn-{n}"} for n in range(5)]
+        await post_event(palisade, session, "application.transcription_ready", transcript=turns)
+        await post_event(
+            palisade,
+            session,
+            "application.recording_ready",
+            storage_uri="https://recordings.example/acme/r1.mp4",
+            storage_provider="s3",
+            duration=61.5,
+        )
+        await post_event(
+            palisade, session, "application.perception_analysis", analysis="**calm** user"
+        )
+        html = await page(await console(palisade), f"/console/sessions/{session['id']}")
+        assert [line.split(": ", 1)[1] for line in rows_of_transcript(html)] == [
+            "turn-0",
+            "turn-1",
+        ]
+        assert "3 more turns" in html
+        assert 'href="https://recordings.example/acme/r1.mp4"' in html
+        assert "61.5" in html
+        assert "**calm** user" in html
 
 
 class TestEnd:
