@@ -5,6 +5,7 @@ from app.db.models.pool import PooledPal
 from app.db.models.session import Session, SessionEvent
 from app.db.models.sweep import SweepRun
 from app.db.models.tenant import Profile, Tenant, TenantApiKey
+from app.db.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "IdempotencyRecord",
@@ -15,4 +16,8 @@ __all__ = [
     "SweepRun",
     "Tenant",
     "TenantApiKey",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]
