@@ -44,9 +44,9 @@ OPENAPI_TAGS = [
 
 @asynccontextmanager
 async def background_work(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the reconciler, the warm pool's refill and the periodic orphan sweep beside
-    the API; on shutdown stop claiming, let in-flight Tavus calls finish within a bound,
-    release claims."""
+    """Run the reconciler, the warm pool's refill, the webhook sender and the periodic
+    orphan sweep beside the API; on shutdown stop claiming, let in-flight calls finish
+    within a bound, release claims."""
     if not runtime.settings.reconciler or runtime.reconciler is None:
         yield
         return
@@ -61,6 +61,14 @@ async def background_work(runtime: Runtime) -> AsyncIterator[None]:
                 runtime.warm_pool, runtime.warm_pool.config.loop, wake=runtime.warm_pool.wake
             ).run(stop),
             name="warm-pool",
+        ),
+        asyncio.create_task(
+            LeasedLoop(
+                runtime.webhook_sender,
+                runtime.webhook_sender.config.loop,
+                wake=runtime.webhook_sender.wake,
+            ).run(stop),
+            name="webhook-sender",
         ),
     ]
     if runtime.settings.sweep_interval_seconds > 0:

@@ -25,6 +25,7 @@ from app.domain.sessions.start import StartContext, StartSaga
 from app.domain.tenants.authentication import ApiKeyAuthenticator
 from app.domain.tenants.cors import ListedOrigins
 from app.domain.tenants.pals import TavusPalDirectory
+from app.domain.webhooks.sender import DEFAULT_RETRY_SCHEDULE, SenderConfig, WebhookSender
 from app.observability import metrics
 from app.observability.redaction import remember_secret
 from app.security.console_sessions import ConsoleSessions
@@ -59,6 +60,9 @@ class Runtime:
     reconciler: Reconciler | None
     warm_pool: WarmPool
     interactions: InteractionRelay
+    # Tenants' webhooks: the sender and its own HTTP client.
+    webhook_http: httpx.AsyncClient
+    webhook_sender: WebhookSender
 
 
 def instance_id() -> str:
@@ -90,6 +94,17 @@ async def open_runtime(
         max_lookup_pages=settings.tavus_lookup_max_pages,
         observe=metrics.tavus_attempt,
         on_key=remember_secret,
+    )
+    # Receivers are the tenants' servers, untrusted and sometimes slow: a client of their
+    # own, so they never hold the connections Tavus calls need, with no redirects (a
+    # redirect could lead anywhere, past the URL checks) and their own timeout.
+    webhook_http = httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.webhook_concurrency,
+            max_keepalive_connections=min(settings.webhook_concurrency, 50),
+        ),
+        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+        follow_redirects=False,
     )
     sessionmaker = create_sessionmaker(engine)
     autocommit = create_autocommit_sessionmaker(engine)
@@ -144,6 +159,25 @@ async def open_runtime(
         ),
         autocommit=autocommit,
     )
+    webhook_sender = WebhookSender(
+        autocommit,
+        sessionmaker,
+        webhook_http,
+        secret_box,
+        owner,
+        SenderConfig(
+            tick=timedelta(seconds=settings.webhook_tick_seconds),
+            concurrency=settings.webhook_concurrency,
+            endpoint_concurrency=settings.webhook_endpoint_concurrency,
+            timeout=timedelta(seconds=settings.webhook_timeout_seconds),
+            retry_schedule=(
+                tuple(timedelta(seconds=s) for s in settings.webhook_retry_seconds)
+                if settings.webhook_retry_seconds
+                else DEFAULT_RETRY_SCHEDULE
+            ),
+            dev=settings.is_dev,
+        ),
+    )
     try:
         yield Runtime(
             settings=settings,
@@ -177,7 +211,10 @@ async def open_runtime(
                 ConversationAllowance(settings.interactions_per_minute),
                 autocommit=autocommit,
             ),
+            webhook_http=webhook_http,
+            webhook_sender=webhook_sender,
         )
     finally:
+        await webhook_http.aclose()
         await http.aclose()
         await engine.dispose()

@@ -151,6 +151,32 @@ class Settings(BaseSettings):
     console_session_hours: Annotated[
         float, Field(gt=0, le=24 * 7, validation_alias=_env("PALISADE_CONSOLE_SESSION_HOURS"))
     ] = 8.0
+    # Outbound tenant webhooks (docs/webhooks.md): how long one request to a receiver may
+    # take, how many requests one process sends at once to one endpoint and in all, and
+    # how long a rotated-out secret still signs.
+    webhook_timeout_seconds: Annotated[
+        float, Field(gt=0, le=60, validation_alias=_env("PALISADE_WEBHOOK_TIMEOUT_SECONDS"))
+    ] = 10.0
+    webhook_endpoint_concurrency: Annotated[
+        int,
+        Field(ge=1, le=1000, validation_alias=_env("PALISADE_WEBHOOK_ENDPOINT_CONCURRENCY")),
+    ] = 10
+    webhook_concurrency: Annotated[
+        int, Field(ge=1, le=10_000, validation_alias=_env("PALISADE_WEBHOOK_CONCURRENCY"))
+    ] = 100
+    webhook_tick_seconds: Annotated[
+        float, Field(gt=0, le=60, validation_alias=_env("PALISADE_WEBHOOK_TICK_SECONDS"))
+    ] = 1.0
+    webhook_secret_overlap_hours: Annotated[
+        float,
+        Field(ge=0, le=24 * 30, validation_alias=_env("PALISADE_WEBHOOK_SECRET_OVERLAP_HOURS")),
+    ] = 24.0
+    # Seconds before each retry of a delivery, in order; the last failure marks it failed.
+    # Unset: about a day (docs/webhooks.md). Tests and benchmarks shorten it.
+    webhook_retry_seconds: Annotated[
+        tuple[Annotated[float, Field(gt=0, le=7 * 86400)], ...] | None,
+        Field(validation_alias=_env("PALISADE_WEBHOOK_RETRY_SECONDS")),
+    ] = None
     migrations_dir: Annotated[
         Path | None, Field(validation_alias=_env("PALISADE_MIGRATIONS_DIR"))
     ] = None

@@ -1,19 +1,20 @@
 """The gauges that describe the whole database rather than one process: sessions by
-status, the cleanup backlog, the warm pools. Read just before a scrape is rendered, by
-whichever process answers it (docs/observability.md)."""
+status, the cleanup backlog, the warm pools, tenant webhooks pending. Read just before a
+scrape is rendered, by whichever process answers it (docs/observability.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.repositories.pool import PoolRepository
 from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.webhooks import WebhookRepository
 from app.domain.sessions.states import Status, status_of
 from app.observability import metrics
 
@@ -29,6 +30,7 @@ WARM_POOL_STATES: Final = ("creating", "ready", "deleting")
 async def refresh(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     await refresh_sessions(sessionmaker)
     await refresh_pools(sessionmaker)
+    await refresh_webhooks(sessionmaker)
 
 
 async def refresh_sessions(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -60,3 +62,15 @@ async def refresh_pools(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     current = {(t, p, state): 0 for t, p in pooled for state in WARM_POOL_STATES}
     current.update(counts)
     metrics.set_pool_gauges(current)
+
+
+async def refresh_webhooks(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    try:
+        async with asyncio.timeout(STATS_TIMEOUT_SECONDS), sessionmaker() as db:
+            pending, oldest = await WebhookRepository(db).pending_stats()
+    except Exception as exc:
+        logger.warning("webhook gauges unavailable: %s", type(exc).__name__)
+        metrics.set_webhook_gauges(math.nan, math.nan)
+        return
+    age = 0.0 if oldest is None else max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
+    metrics.set_webhook_gauges(pending, age)

@@ -359,6 +359,27 @@ def warm_pool_refilled(seconds: float) -> None:
     WARM_POOL_REFILL_DURATION.observe(seconds)
 
 
+# --- tenant webhooks ------------------------------------------------------------------
+
+WEBHOOK_DELIVERIES = Counter(
+    "palisade_webhook_attempts_total",
+    "Attempts to deliver a tenant webhook, by outcome: delivered (2xx), retry (to be sent "
+    "again), failed (retries exhausted, a 410, or the endpoint disabled).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "palisade_webhook_attempt_duration_seconds",
+    "Time from sending a tenant webhook to its receiver's answer (or the failure).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def webhook_delivery(outcome: str, seconds: float | None) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    if seconds is not None:
+        WEBHOOK_ATTEMPT_DURATION.observe(seconds)
+
+
 # --- read from the database at scrape time (app.domain.gauges) ----------------------------
 
 
@@ -416,6 +437,24 @@ def set_session_gauges(
         SESSIONS.labels(status).set(count)
     CLEANUP_BACKLOG.set(backlog)
     CLEANUP_OLDEST_PENDING.set(oldest_pending)
+
+
+WEBHOOK_PENDING = Gauge(
+    "palisade_webhook_deliveries_pending",
+    "Tenant webhook deliveries not yet delivered nor failed.",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "palisade_webhook_oldest_pending_seconds",
+    "Age of the oldest pending tenant webhook delivery, since its event (0 when none).",
+    multiprocess_mode="mostrecent",
+)
+
+
+def set_webhook_gauges(pending: float, oldest_pending: float) -> None:
+    """Set the webhook gauges (NaN for a figure unknown now)."""
+    WEBHOOK_PENDING.set(pending)
+    WEBHOOK_OLDEST_PENDING.set(oldest_pending)
 
 
 def multiprocess_enabled() -> bool:

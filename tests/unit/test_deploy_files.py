@@ -62,6 +62,7 @@ HISTOGRAMS = frozenset(
         "palisade_reconciler_cycle_duration_seconds",
         "palisade_warm_pool_refill_duration_seconds",
         "palisade_session_billed_seconds",
+        "palisade_webhook_attempt_duration_seconds",
     }
 )
 COUNTERS = frozenset(
@@ -75,6 +76,7 @@ COUNTERS = frozenset(
         "palisade_tavus_lookups_total",
         "palisade_tavus_events_skipped_total",
         "palisade_interactions_total",
+        "palisade_webhook_attempts_total",
     }
 )
 GAUGES = frozenset(
@@ -84,6 +86,8 @@ GAUGES = frozenset(
         "palisade_cleanup_oldest_pending_seconds",
         "palisade_reconciler_last_success_timestamp_seconds",
         "palisade_warm_pool_pals",
+        "palisade_webhook_deliveries_pending",
+        "palisade_webhook_oldest_pending_seconds",
     }
 )
 METRICS = HISTOGRAMS | COUNTERS | GAUGES
@@ -111,6 +115,10 @@ LABELS: dict[str, frozenset[str]] = {
     "palisade_tavus_events_skipped_total": frozenset(),
     "palisade_interactions_total": frozenset({"event_type", "outcome"}),
     "palisade_session_billed_seconds": frozenset({"tenant", "profile", "strategy"}),
+    "palisade_webhook_attempts_total": frozenset({"outcome"}),
+    "palisade_webhook_attempt_duration_seconds": frozenset(),
+    "palisade_webhook_deliveries_pending": frozenset(),
+    "palisade_webhook_oldest_pending_seconds": frozenset(),
 }
 # Attached by Prometheus to every scraped series.
 TARGET_LABELS = frozenset({"instance", "job", "namespace", "pod"})

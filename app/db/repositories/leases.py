@@ -1,6 +1,7 @@
 """What the background queues share: rows fall due at ``next_check_at`` and are leased.
 
-Sessions (the reconciler) and pooled PALs (the warm pool) are both claimed this way.
+Sessions (the reconciler), pooled PALs (the warm pool) and tenants' webhook deliveries
+(the sender) are all claimed this way.
 Every process claims from each queue every second or two, due rows or not: most of
 what an idle process does. So each claim statement is built once, with bound
 parameters, and keeps its compiled-cache key; building and hashing it anew each tick
@@ -14,10 +15,13 @@ from typing import Any
 
 from sqlalchemy import CTE, DateTime, Integer, Text, Update, bindparam, select, update
 
-from app.db.models import PooledPal, Session
+from app.db.models import PooledPal, Session, WebhookDelivery
+
+# The queues claimed this way: each has ``id``, ``next_check_at`` and ``claimed_by``.
+Leased = type[Session] | type[PooledPal] | type[WebhookDelivery]
 
 
-def due_ids(model: type[Session] | type[PooledPal]) -> CTE:
+def due_ids(model: Leased) -> CTE:
     """Up to ``:limit`` rows of ``model`` due at ``:now``, oldest due first, locked as
     they are read.
 
@@ -39,7 +43,7 @@ def due_ids(model: type[Session] | type[PooledPal]) -> CTE:
     )
 
 
-def claim_due(model: type[Session] | type[PooledPal], **also: Any) -> Update:
+def claim_due(model: Leased, **also: Any) -> Update:
     """Lease the rows ``due_ids`` picks to ``:owner`` until ``:lease_until``, setting
     ``also`` in the same statement; returns them. Build it once per caller."""
     due = due_ids(model)

@@ -67,7 +67,36 @@ class SessionEventList(BaseModel):
     next_cursor: str | None
 
 
-def session_view(row: Session) -> SessionPublic:
+class SessionSnapshot(BaseModel):
+    """A session row as JSON (``to_jsonb`` of the row, as the webhook outbox keeps it):
+    the columns the view reads, so a snapshot renders exactly as the row did."""
+
+    id: uuid.UUID
+    tenant_id: str
+    profile: str
+    strategy: Literal["reuse", "ephemeral"]
+    strategy_reason: str
+    state: str
+    cleanup: str
+    pal_id: str | None
+    pal_ephemeral: bool
+    conversation_id: str | None
+    conversation_url: str | None
+    external_ref: str | None
+    created_at: datetime
+    active_at: datetime | None
+    joined_at: datetime | None
+    ending_at: datetime | None
+    ended_at: datetime | None
+    deadline_at: datetime | None
+    end_reason: str | None
+    error: dict[str, Any] | None
+    billed_seconds: float | None
+    idle_seconds: float | None
+    artifacts: dict[str, Any] | None
+
+
+def session_view(row: Session | SessionSnapshot) -> SessionPublic:
     return SessionPublic(
         id=row.id,
         tenant_id=row.tenant_id,

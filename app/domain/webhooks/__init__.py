@@ -1,0 +1,2 @@
+"""Tenant webhooks: Palisade tells a tenant's backend what happened to its sessions
+(docs/webhooks.md)."""
