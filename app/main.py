@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 import app
 from app import console
-from app.api import dev, health, metrics, problems, sessions, tenants, webhooks
+from app.api import dev, health, metrics, problems, sessions, tenant_webhooks, tenants, webhooks
 from app.api.cors import TenantCors
 from app.api.middleware import BodySizeLimit
 from app.domain.leased_loop import LeasedLoop
@@ -37,6 +37,11 @@ OPENAPI_TAGS = [
     },
     {"name": "tenants", "description": "Tenants and their profiles (admin token)."},
     {"name": "api-keys", "description": "Tenants' API keys and their restrictions (admin token)."},
+    {
+        "name": "tenant-webhooks",
+        "description": "Where Palisade tells a tenant's backend what happened to its "
+        "sessions, and each delivery (admin token; docs/webhooks.md).",
+    },
     {"name": "webhooks", "description": "Where Tavus reports on conversations."},
     {"name": "operations", "description": "Probes for orchestrators."},
 ]
@@ -152,6 +157,7 @@ def create_app(
     api.include_router(health.router)
     if serve_api:
         api.include_router(tenants.router)
+        api.include_router(tenant_webhooks.router)
         api.include_router(sessions.router)
         api.include_router(webhooks.router)
         console.install(api)

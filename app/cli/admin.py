@@ -8,6 +8,7 @@ import asyncio
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +24,13 @@ from app.db import migrations
 from app.domain import strict_json
 from app.domain.sessions.sweep import sweep as run_sweep
 from app.domain.tenants import service as tenant_service
-from app.domain.tenants.apply import ApplyResult, TenantsFile, apply_tenants, tavus_keys
+from app.domain.tenants.apply import (
+    ApplyResult,
+    TenantsFile,
+    apply_tenants,
+    tavus_keys,
+    webhook_secrets,
+)
 from app.errors import AppError
 from app.observability.logging import configure_logging
 from app.runtime import Runtime, open_runtime
@@ -174,6 +181,7 @@ def tenant_apply(
     try:
         # Before the database is opened: a CI job missing a secret fails fast and plainly.
         tavus_keys(document)
+        webhook_secrets(document)
     except AppError as exc:
         raise fail(f"{exc.code}: {exc.detail}") from None
     settings = admin_settings(settings, needs_tavus=True)
@@ -185,6 +193,8 @@ def tenant_apply(
             box=runtime.secret_box,
             pals=runtime.pals,
             prune_profiles=prune_profiles,
+            dev=settings.is_dev,
+            secret_overlap=timedelta(hours=settings.webhook_secret_overlap_hours),
         )
 
     for result in in_transaction(settings, work):

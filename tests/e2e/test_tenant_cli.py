@@ -20,6 +20,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.domain.webhooks.signing import new_secret
 from app.main import create_app
 from app.settings import Settings, normalise_database_url
 from tests.support.processes import (
@@ -366,3 +367,63 @@ def test_a_created_key_authenticates_until_revoked(operator: Operator) -> None:
     unknown = operator.run("key", "revoke", "acme", "key_nope")
     assert unknown.returncode == 2
     assert "api_key_not_found" in unknown.stderr
+
+
+WEBHOOK_SECRET_VARIABLE = "ACME_WEBHOOK_SECRET"
+
+
+def test_apply_manages_webhook_endpoints_with_secrets_from_the_environment(
+    operator: Operator,
+) -> None:
+    secret = new_secret()
+    env = {WEBHOOK_SECRET_VARIABLE: secret}
+    document = tenants_file(operator.make_pal(TENANT_TAVUS_KEY))
+    endpoint = {
+        "url": "https://hooks.example.com/palisade",
+        "events": ["session.ended"],
+        "secret_env": WEBHOOK_SECRET_VARIABLE,
+    }
+    document["tenants"][0]["webhook_endpoints"] = [endpoint]
+
+    first = operator.apply(document, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "acme: created\n"
+    assert secret not in first.stdout + first.stderr
+    stored = operator.sql("SELECT url, event_types FROM webhook_endpoint")
+    assert stored == [("https://hooks.example.com/palisade", ["session.ended"])]
+
+    again = operator.apply(document, env=env)
+    assert again.stdout == "acme: unchanged\n", again.stderr
+
+    # A new secret is a rotation: the old one signs too for the overlap.
+    rotated = operator.apply(document, env={WEBHOOK_SECRET_VARIABLE: new_secret()})
+    assert (
+        rotated.stdout == "acme: updated (webhook_endpoints[https://hooks.example.com/palisade])\n"
+    )
+    [(previous, _)] = operator.sql("SELECT previous_secret_expires_at, 1 FROM webhook_endpoint")
+    assert previous is not None
+
+    document["tenants"][0]["webhook_endpoints"] = []
+    emptied = operator.apply(document, env=env)
+    assert emptied.returncode == 0, emptied.stderr
+    assert operator.sql("SELECT url, 1 FROM webhook_endpoint") == []
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("", "missing_environment_variable"), ("not-a-secret", "invalid_webhook_secret")],
+)
+def test_a_webhook_secret_that_is_missing_or_wrong_stops_the_run(
+    operator: Operator, value: str, code: str
+) -> None:
+    document = tenants_file(operator.make_pal(TENANT_TAVUS_KEY))
+    document["tenants"][0]["webhook_endpoints"] = [
+        {"url": "https://hooks.example.com/x", "secret_env": WEBHOOK_SECRET_VARIABLE}
+    ]
+
+    result = operator.apply(document, env={WEBHOOK_SECRET_VARIABLE: value})
+
+    assert result.returncode == 2
+    assert code in result.stderr
+    assert "not-a-secret" not in result.stderr
+    assert operator.sql("SELECT id, name FROM tenant") == []

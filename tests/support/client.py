@@ -55,6 +55,23 @@ class ApiKeyCreate(TypedDict, total=False):
     start_burst: int | None
 
 
+WebhookEventType = Literal[
+    "session.active",
+    "session.ended",
+    "session.failed",
+    "session.cleanup_done",
+    "session.transcript_ready",
+    "session.recording_ready",
+]
+
+
+class WebhookEndpointCreate(TypedDict):
+    url: str
+    events: NotRequired[list[WebhookEventType] | None]
+    allow_http: NotRequired[bool]
+    allow_private: NotRequired[bool]
+
+
 class ConversationOptions(TypedDict, total=False):
     conversation_name: str | None
     face_id: str | None
@@ -223,6 +240,72 @@ class PalisadeClient:
     @operation("revokeApiKey", "DELETE", "/tenants/{tenant_id}/api-keys/{key_id}")
     async def revoke_api_key(self, tenant_id: str, key_id: str) -> httpx.Response:
         return await self._send("DELETE", f"/tenants/{tenant_id}/api-keys/{key_id}")
+
+    # --- tenant webhooks (admin token) -------------------------------------------------
+
+    @operation(
+        "createWebhookEndpoint",
+        "POST",
+        "/tenants/{tenant_id}/webhook-endpoints",
+        body=WebhookEndpointCreate,
+    )
+    async def create_webhook_endpoint(
+        self, tenant_id: str, body: WebhookEndpointCreate
+    ) -> httpx.Response:
+        return await self._send("POST", f"/tenants/{tenant_id}/webhook-endpoints", json=body)
+
+    @operation("listWebhookEndpoints", "GET", "/tenants/{tenant_id}/webhook-endpoints")
+    async def list_webhook_endpoints(self, tenant_id: str) -> httpx.Response:
+        return await self._send("GET", f"/tenants/{tenant_id}/webhook-endpoints")
+
+    @operation(
+        "deleteWebhookEndpoint", "DELETE", "/tenants/{tenant_id}/webhook-endpoints/{endpoint_id}"
+    )
+    async def delete_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> httpx.Response:
+        return await self._send("DELETE", f"/tenants/{tenant_id}/webhook-endpoints/{endpoint_id}")
+
+    @operation(
+        "rotateWebhookSecret",
+        "POST",
+        "/tenants/{tenant_id}/webhook-endpoints/{endpoint_id}/rotate-secret",
+    )
+    async def rotate_webhook_secret(self, tenant_id: str, endpoint_id: str) -> httpx.Response:
+        return await self._send(
+            "POST", f"/tenants/{tenant_id}/webhook-endpoints/{endpoint_id}/rotate-secret"
+        )
+
+    @operation("listWebhookDeliveries", "GET", "/tenants/{tenant_id}/webhook-deliveries")
+    async def list_webhook_deliveries(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        event_type: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> httpx.Response:
+        return await self._send(
+            "GET",
+            f"/tenants/{tenant_id}/webhook-deliveries",
+            params=_query(
+                status=status,
+                event_type=event_type,
+                session_id=session_id,
+                limit=limit,
+                cursor=cursor,
+            ),
+        )
+
+    @operation(
+        "retryWebhookDelivery",
+        "POST",
+        "/tenants/{tenant_id}/webhook-deliveries/{delivery_id}/retry",
+    )
+    async def retry_webhook_delivery(self, tenant_id: str, delivery_id: str) -> httpx.Response:
+        return await self._send(
+            "POST", f"/tenants/{tenant_id}/webhook-deliveries/{delivery_id}/retry"
+        )
 
     # --- sessions (tenant API key) -----------------------------------------------------
 

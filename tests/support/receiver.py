@@ -94,15 +94,21 @@ def main() -> None:
 class Receiver:
     url: str
 
-    def requests(self) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = httpx.get(f"{self.url}/_requests", timeout=10).json()
+    async def requests(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            got: list[dict[str, Any]] = (await client.get(f"{self.url}/_requests")).json()
         for request in got:
             request["raw"] = base64.b64decode(request["body"])
             request["json"] = json.loads(request["raw"])
         return got
 
-    def events(self) -> list[dict[str, Any]]:
-        return [request["json"] for request in self.requests()]
+    def requests_sync(self) -> list[dict[str, Any]]:
+        """The same, from a test that runs no event loop (end-to-end tests)."""
+        got: list[dict[str, Any]] = httpx.get(f"{self.url}/_requests", timeout=10).json()
+        for request in got:
+            request["raw"] = base64.b64decode(request["body"])
+            request["json"] = json.loads(request["raw"])
+        return got
 
 
 @contextmanager

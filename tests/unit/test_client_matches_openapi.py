@@ -15,7 +15,7 @@ from tests.conftest import make_settings
 from tests.support.client import Operation, PalisadeClient, operations_of
 
 OPERATION_ID = re.compile(r"^[a-z]+[A-Z][A-Za-z]*$")
-TAGS = {"sessions", "tenants", "api-keys", "webhooks", "operations"}
+TAGS = {"sessions", "tenants", "api-keys", "tenant-webhooks", "webhooks", "operations"}
 
 
 def _document() -> dict[str, Any]:

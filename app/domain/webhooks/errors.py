@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 
 
 class WebhookEndpointNotFound(NotFound):
@@ -16,3 +16,13 @@ class WebhookDeliveryNotFound(NotFound):
 class WebhookUrlNotAllowed(ValidationFailed):
     code = "webhook_url_not_allowed"
     title = "Webhook URL not allowed"
+
+
+class TooManyWebhookEndpoints(ValidationFailed):
+    code = "too_many_webhook_endpoints"
+    title = "Too many webhook endpoints"
+
+
+class WebhookEndpointDisabled(Conflict):
+    code = "webhook_endpoint_disabled"
+    title = "Webhook endpoint disabled"

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,12 +13,25 @@ from datetime import datetime
 from standardwebhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
-# 32 random bytes: as long as the HMAC-SHA256 key can use.
+# 32 random bytes: as long as the HMAC-SHA256 key can use. Secrets brought from
+# elsewhere (`tenant apply`) are taken from 24 bytes (Svix's) to 64.
 SECRET_BYTES = 32
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
 
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def is_secret(value: str) -> bool:
+    if not value.startswith(SECRET_PREFIX):
+        return False
+    try:
+        key = base64.b64decode(value[len(SECRET_PREFIX) :], validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES
 
 
 def headers(

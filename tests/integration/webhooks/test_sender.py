@@ -51,7 +51,7 @@ async def add_endpoint(
 
 async def received(receiver: Receiver, count: int) -> list[dict[str, Any]]:
     async def probe() -> list[dict[str, Any]] | None:
-        got = receiver.requests()
+        got = await receiver.requests()
         return got if len(got) >= count else None
 
     return await until(probe, message=f"{count} requests received")
@@ -157,7 +157,7 @@ class TestRetries:
         # The first try and one per retry of the schedule.
         assert row["attempts"] == 4
         assert row["recorded"] == 4
-        assert len(receiver.requests()) == 4
+        assert len(await receiver.requests()) == 4
 
     @pytest.mark.parametrize("receiver", [("--status", "410")], indirect=True)
     async def test_410_disables_the_endpoint(
@@ -183,7 +183,7 @@ class TestRetries:
         # Later events are not even queued for it.
         rows = await delivery_rows(palisade)
         assert [(r["event_type"], r["status"]) for r in rows] == [("session.active", "failed")]
-        assert len(receiver.requests()) == 1
+        assert len(await receiver.requests()) == 1
 
 
 class TestMetrics:
