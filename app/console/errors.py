@@ -23,3 +23,8 @@ class MalformedForm(BadRequest):
 class DeliveryNotFound(NotFound):
     code = "delivery_not_found"
     title = "No such webhook delivery"
+
+
+class InvalidDeliveryStatus(BadRequest):
+    code = "invalid_status"
+    title = "No such delivery status"

@@ -248,6 +248,15 @@ class WebhookRepository:
         delivery.delivered_at = None
         await self.session.flush()
 
+    async def oldest_pending(self) -> WebhookDelivery | None:
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.status == PENDING)
+            .order_by(WebhookDelivery.created_at)
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
     async def pending_stats(self) -> tuple[int, datetime | None]:
         """How many deliveries are pending, and when the oldest one's event happened;
         from the partial index of pending deliveries alone."""

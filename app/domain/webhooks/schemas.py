@@ -101,6 +101,7 @@ class WebhookSecretRotated(BaseModel):
 
 class WebhookDeliveryPublic(BaseModel):
     id: uuid.UUID
+    tenant_id: str
     #: The event's id: the `webhook-id` header and the envelope's `id`.
     event_id: str
     event_type: str

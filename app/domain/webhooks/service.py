@@ -49,6 +49,7 @@ def endpoint_view(row: WebhookEndpoint) -> WebhookEndpointPublic:
 def delivery_view(row: WebhookDelivery) -> WebhookDeliveryPublic:
     return WebhookDeliveryPublic(
         id=row.id,
+        tenant_id=row.tenant_id,
         event_id=f"evt_{row.event_id.hex}",
         event_type=row.event_type,
         session_id=row.session_id,
@@ -194,9 +195,11 @@ async def list_deliveries(
     *,
     limit: int,
     cursor: str | None,
+    unknown_tenant_is_empty: bool = False,
 ) -> WebhookDeliveryPage:
-    """Newest first, a page at a time; ``tenant_id`` None: every tenant's (the console)."""
-    if tenant_id is not None:
+    """Newest first, a page at a time; ``tenant_id`` None: every tenant's (the console,
+    whose tenant filter lists nothing for a tenant that does not exist)."""
+    if tenant_id is not None and not unknown_tenant_is_empty:
         await _tenant_exists(session, tenant_id)
     after = decode_session_cursor(cursor) if cursor else None
     rows = await WebhookRepository(session).deliveries(

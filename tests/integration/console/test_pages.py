@@ -25,6 +25,7 @@ from tests.integration.api.test_warm_pool import pooled_profile
 from tests.integration.api.test_webhooks import events, wait_status
 from tests.support.console import HTML, rows, sign_in, tables
 from tests.support.stack import PAL_TEMPLATE, Palisade, SimulatorHandle
+from tests.support.wait import until
 
 Console = Callable[[Palisade], Awaitable[httpx.AsyncClient]]
 LLM_KEY = "sk-console-must-never-show-4f1d"
@@ -135,11 +136,26 @@ class TestOverview:
         assert unconfirmed[2] == "active"
         assert f'href="/console/sessions/{claimed}"' in overview
 
-    async def test_deliveries_are_said_to_be_not_sent(
-        self, palisade: Palisade, console: Console
+    async def test_the_oldest_pending_delivery_is_shown(
+        self, palisade_factory: PalisadeFactory, console: Console
     ) -> None:
-        overview = await page(await console(palisade), "/console")
-        assert "does not send webhooks to tenants" in overview
+        # Retried an hour apart: the delivery stays pending after its first failure.
+        palisade = await palisade_factory(PALISADE_WEBHOOK_RETRY_SECONDS=[3600])
+        key, _ = await setup_tenant(palisade)
+        client = await console(palisade)
+        assert "No delivery is pending" in await page(client, "/console")
+        await palisade.api.create_webhook_endpoint(
+            "acme", {"url": "http://127.0.0.1:9/refused", "events": ["session.active"]}
+        )
+        await start(palisade, key, {"profile": "coach"})
+
+        async def attempted() -> str | None:
+            html = await page(client, "/console")
+            return html if "after 1 attempts" in html else None
+
+        overview = await until(attempted, message="the failed first attempt")
+        assert "session.active" in overview
+        assert "does not send webhooks" not in overview
 
 
 class TestSessions:
@@ -485,20 +501,68 @@ class TestCleanup:
 
 
 class TestDeliveries:
-    async def test_the_page_says_none_are_sent_and_a_retry_is_404(
+    async def test_the_page_lists_them_and_a_retry_sends_again(
+        self, palisade_factory: PalisadeFactory, console: Console
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_WEBHOOK_RETRY_SECONDS=[3600])
+        key, _ = await setup_tenant(palisade)
+        client = await console(palisade)
+        await palisade.api.create_webhook_endpoint(
+            "acme", {"url": "http://127.0.0.1:9/refused", "events": ["session.active"]}
+        )
+        session = (await start(palisade, key, {"profile": "coach"})).json()
+
+        async def listed() -> str | None:
+            html = await page(client, "/console/deliveries?status=pending")
+            found = rows(html, "deliveries")
+            return html if found and found[0][5] == "1" else None
+
+        html = await until(listed, message="a pending delivery after one attempt")
+        [row] = rows(html, "deliveries")
+        assert row[1:5] == ["acme", "session.active", session["id"], "pending"]
+        assert "ConnectError" in row[7]
+        assert rows(await page(client, "/console/deliveries?tenant=nobody"), "deliveries") == [
+            ["No delivery."]
+        ]
+        assert rows(await page(client, "/console/deliveries?status=failed"), "deliveries") == [
+            ["No delivery."]
+        ]
+
+        delivery_id = html.split('action="/console/deliveries/', 1)[1].split("/", 1)[0]
+        token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        response = await client.post(
+            f"/console/deliveries/{delivery_id}/retry", data={"csrf_token": token}
+        )
+        assert response.status_code == 303, response.text
+
+        async def sent_again() -> list[list[str]] | None:
+            found = rows(await page(client, "/console/deliveries"), "deliveries")
+            # The retry starts a new round: one attempt of it so far.
+            return found if found[0][5] == "1" and found[0][4] == "pending" else None
+
+        await until(sent_again, message="the retried attempt")
+        deliveries = (await palisade.api.list_webhook_deliveries("acme")).json()["items"]
+        assert [d["id"] for d in deliveries] == [delivery_id]
+
+    async def test_an_unknown_delivery_is_404_and_a_bad_status_400(
         self, palisade: Palisade, console: Console
     ) -> None:
         client = await console(palisade)
         html = await page(client, "/console/deliveries")
-        assert "does not send webhooks to tenants" in html
         token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        response = await client.post(
-            "/console/deliveries/d1/retry",
-            data={"csrf_token": token},
-            headers={"Accept": "application/json"},
+        for delivery_id in ("d1", str(uuid.uuid4())):
+            response = await client.post(
+                f"/console/deliveries/{delivery_id}/retry",
+                data={"csrf_token": token},
+                headers={"Accept": "application/json"},
+            )
+            assert response.status_code == 404
+            assert response.json()["code"] == "delivery_not_found"
+        response = await client.get(
+            "/console/deliveries?status=lost", headers={"Accept": "application/json"}
         )
-        assert response.status_code == 404
-        assert response.json()["code"] == "delivery_not_found"
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_status"
 
 
 def test_the_table_reader_reads_cells_as_text() -> None:
