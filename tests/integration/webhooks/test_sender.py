@@ -206,3 +206,32 @@ class TestMetrics:
         assert waiting.value("palisade_webhook_deliveries_pending") == 1
         assert waiting.value("palisade_webhook_oldest_pending_seconds") > 0
         assert delta(waiting, before, "palisade_webhook_attempt_duration_seconds_count") == 2
+
+
+class TestTheDocumentedSnippet:
+    async def test_verifies_a_real_delivery_and_refuses_a_changed_body(
+        self, palisade: Palisade, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        _, secret = await add_endpoint(
+            palisade, f"{receiver.url}/hook", event_types=["session.active"]
+        )
+        await start(palisade, key, {"profile": "coach"})
+        [request] = await received(receiver, 1)
+
+        monkeypatch.setenv("PALISADE_WEBHOOK_SECRET", secret)
+        namespace: dict[str, Any] = {}
+        exec(python_block_of(DOCS / "webhooks.md", "def verify("), namespace)
+        verify = namespace["verify"]
+        assert verify(request["raw"], request["headers"])["type"] == "session.active"
+        with pytest.raises(namespace["WebhookVerificationError"]):
+            verify(request["raw"].replace(b"active", b"ended!"), request["headers"])
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+
+
+def python_block_of(path: Path, containing: str) -> str:
+    blocks = path.read_text().split("```python\n")[1:]
+    [block] = [b.split("```", 1)[0] for b in blocks if containing in b]
+    return block
