@@ -80,8 +80,10 @@ class SenderConfig:
 
     @property
     def lease(self) -> timedelta:
-        # Longer than any attempt, so another process never sends while one is running.
-        return max(self.timeout * 3, timedelta(seconds=30))
+        # Longer than any attempt (the request, the address check and the write), so
+        # another process never sends while one is running; short, since a process that
+        # died holds its deliveries until it runs out.
+        return max(self.timeout * 3, timedelta(seconds=3))
 
     @property
     def loop(self) -> LoopConfig:
