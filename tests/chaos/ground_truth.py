@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import create_engine
-from app.db.models import PooledPal, Session, SessionEvent, Tenant
+from app.db.models import PooledPal, Session, SessionEvent, Tenant, WebhookDelivery, WebhookEvent
 from tests.chaos.invariants import (
     TERMINAL_STATES,
     StoredSession,
@@ -25,7 +25,8 @@ from tests.chaos.invariants import (
     Transition,
 )
 
-COUNTED_TRANSITIONS = ("admitted", *TERMINAL_STATES)
+# Admission's replay reads admitted and the terminal states; the webhook check, active.
+COUNTED_TRANSITIONS = ("admitted", "active", *TERMINAL_STATES)
 
 
 class CallLog:
@@ -107,6 +108,9 @@ class Recorded:
     caps: dict[str, int]
     end_reasons: Counter[str] = field(default_factory=Counter)
     strategies: Counter[str] = field(default_factory=Counter)
+    outbox: dict[tuple[str, str], int] = field(default_factory=dict)
+    artifacts: dict[str, frozenset[str]] = field(default_factory=dict)
+    deliveries: dict[str, int] = field(default_factory=dict)
 
 
 async def read_database(url: str) -> Recorded:
@@ -132,7 +136,20 @@ async def _read(connection: AsyncConnection) -> Recorded:
                 Session.idempotency_key,
                 Session.strategy,
                 Session.end_reason,
+                Session.artifacts,
             )
+        )
+    ).all()
+    outbox = (
+        await connection.execute(
+            select(WebhookEvent.session_id, WebhookEvent.type, func.count()).group_by(
+                WebhookEvent.session_id, WebhookEvent.type
+            )
+        )
+    ).all()
+    deliveries = (
+        await connection.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
         )
     ).all()
     events = (
@@ -166,6 +183,12 @@ async def _read(connection: AsyncConnection) -> Recorded:
         caps={str(tenant): int(cap) for tenant, cap in caps},
         end_reasons=Counter(f"{row.state}:{row.end_reason}" for row in rows),
         strategies=Counter(row.strategy for row in rows),
+        outbox={(str(sid), str(kind)): int(n) for sid, kind, n in outbox},
+        artifacts={
+            str(row.id): frozenset(k for k, v in (row.artifacts or {}).items() if v is not None)
+            for row in rows
+        },
+        deliveries={str(status): int(n) for status, n in deliveries},
     )
 
 
@@ -182,4 +205,12 @@ async def unsettled_sessions(connection: AsyncConnection) -> int:
 async def pooled_pals(connection: AsyncConnection) -> int:
     """Warm-pool PALs Palisade still holds or has yet to delete."""
     query = select(func.count()).select_from(PooledPal)
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def pending_deliveries(connection: AsyncConnection) -> int:
+    """Tenant webhook deliveries not yet delivered nor failed."""
+    query = (
+        select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+    )
     return int((await connection.execute(query)).scalar_one())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.domain.sessions.tags import session_id_from_name
@@ -89,6 +89,11 @@ class World:
     caps: Mapping[str, int]
     persistent_pals: frozenset[str]
     client_starts: tuple[ClientStart, ...]
+    # Tenant webhooks: the outbox's rows by (session id, event type), the artifacts each
+    # session holds (by kind), and the deliveries by status.
+    outbox: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    artifacts: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    deliveries: Mapping[str, int] = field(default_factory=dict)
 
 
 def _owner(name: str | None) -> str | None:
@@ -265,6 +270,47 @@ def persistent_pals_kept(world: World) -> list[Violation]:
     return [Violation("persistent_pals_kept", detail) for detail in found]
 
 
+def _expected_events(world: World, session: StoredSession, reached: set[str]) -> set[str]:
+    expected = set()
+    if session.id in reached:
+        expected.add("session.active")
+    if session.state in TERMINAL_STATES:
+        expected.add(f"session.{session.state}")
+    if session.cleanup == "done":
+        expected.add("session.cleanup_done")
+    kinds = world.artifacts.get(session.id, frozenset())
+    expected |= {f"session.{kind}_ready" for kind in kinds & {"transcript", "recording"}}
+    return expected
+
+
+def one_event_per_change(world: World) -> list[Violation]:
+    """Tenant webhooks: every change that makes an event made exactly one outbox row,
+    and no row stands for a change that did not happen (one rolled back)."""
+    reached = {t.session_id for t in world.transitions if t.to_state == "active"}
+    found = []
+    expected_rows: set[tuple[str, str]] = set()
+    for session in world.sessions:
+        for event in sorted(_expected_events(world, session, reached)):
+            expected_rows.add((session.id, event))
+            count = world.outbox.get((session.id, event), 0)
+            if count != 1:
+                found.append(f"session {session.id}: {count} {event} events in the outbox")
+    for (session_id, event), count in sorted(world.outbox.items()):
+        if (session_id, event) not in expected_rows and count:
+            found.append(f"session {session_id}: a {event} event without its change")
+    return [Violation("one_event_per_change", detail) for detail in found]
+
+
+def no_delivery_stuck(world: World) -> list[Violation]:
+    """Tenant webhooks: once settled, nothing is pending, and with a receiver that always
+    answers 200, nothing failed either."""
+    return [
+        Violation("no_delivery_stuck", f"{count} deliveries {status}")
+        for status, count in sorted(world.deliveries.items())
+        if status != "delivered" and count
+    ]
+
+
 CHECKS: dict[str, Callable[[World], list[Violation]]] = {
     "no_leaked_pal": no_leaked_pal,
     "no_runaway_conversation": no_runaway_conversation,
@@ -272,6 +318,8 @@ CHECKS: dict[str, Callable[[World], list[Violation]]] = {
     "admission_within_cap": admission_within_cap,
     "every_session_terminal": every_session_terminal,
     "persistent_pals_kept": persistent_pals_kept,
+    "one_event_per_change": one_event_per_change,
+    "no_delivery_stuck": no_delivery_stuck,
 }
 
 

@@ -69,6 +69,8 @@ def render(summary: RunSummary) -> str:
         f"sessions in the database: {len(recorded.sessions)}; "
         f"strategies: {_counts(recorded.strategies)}",
         f"  end states: {_counts(recorded.end_reasons)}",
+        f"tenant webhooks: {sum(recorded.outbox.values())} events in the outbox; "
+        f"deliveries: {_counts(recorded.deliveries)}",
         "faults injected (simulator call log):",
         *_faults(summary.calls),
         f"kills: {len(chaos.kills)} SIGKILLs ({_counts(kills_per_replica)}), "

@@ -28,6 +28,7 @@ from tests.chaos import faults
 from tests.chaos.ground_truth import (
     CallLog,
     Recorded,
+    pending_deliveries,
     pooled_pals,
     read_database,
     real_time_of,
@@ -105,6 +106,9 @@ def _world(observed: Observed, tenants: Tenants) -> World:
         caps=observed.recorded.caps,
         persistent_pals=tenants.persistent_pals,
         client_starts=tuple(record.client_start() for record in observed.tally.starts),
+        outbox=observed.recorded.outbox,
+        artifacts=observed.recorded.artifacts,
+        deliveries=observed.recorded.deliveries,
     )
 
 
@@ -155,8 +159,9 @@ async def _observe(stack: Stack, mode: Mode, seed: int, tenants: Tenants) -> Obs
 
 
 async def _settle(stack: Stack, simulator: httpx.AsyncClient, within: float) -> str | None:
-    """Poll until no session needs anything, no conversation is active on Tavus and no
-    webhook is in flight; a description of what was left when the deadline passes."""
+    """Poll until no session needs anything, no conversation is active on Tavus, no
+    webhook is in flight either way (Tavus's to Palisade, Palisade's to the tenants'
+    receiver); a description of what was left when the deadline passes."""
     engine = create_engine(stack.database_url)
     left: dict[str, int] = {}
 
@@ -164,6 +169,7 @@ async def _settle(stack: Stack, simulator: httpx.AsyncClient, within: float) -> 
         async with engine.connect() as connection:
             left["unsettled sessions"] = await unsettled_sessions(connection)
             left["pooled PALs"] = await pooled_pals(connection)
+            left["webhook deliveries pending"] = await pending_deliveries(connection)
         state = (await simulator.get("/_sim/state")).raise_for_status().json()
         left["active conversations"] = sum(
             account["active_conversations"] for account in state["accounts"].values()

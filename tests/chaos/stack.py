@@ -16,6 +16,7 @@ from tests.chaos.modes import Mode
 from tests.chaos.plan import SIMULATOR_TIME_SCALE, simulator_seed
 from tests.support import databases
 from tests.support.cluster import PalisadeProcess, Proc, simulator_process
+from tests.support.receiver import receiver_process
 
 DATABASE = "palisade_chaos"
 
@@ -36,6 +37,10 @@ REPLICA_ENV = {
     "PALISADE_DB_POOL_SIZE": "5",
     "PALISADE_DB_MAX_OVERFLOW": "5",
     "PALISADE_LOG_LEVEL": "warning",
+    # Tenant webhooks: a dead replica's deliveries come back after 3x the timeout.
+    "PALISADE_WEBHOOK_TIMEOUT_SECONDS": "2",
+    "PALISADE_WEBHOOK_TICK_SECONDS": "0.2",
+    "PALISADE_WEBHOOK_RETRY_SECONDS": "[0.2, 0.5, 1, 2, 2, 2, 2, 2, 2, 2]",
 }
 
 
@@ -89,6 +94,8 @@ class Stack:
     database_url: str
     simulator_url: str
     replicas: list[Replica]
+    # The tenants' webhook receiver (tests/support/receiver.py): answers 200.
+    receiver_url: str
 
     def restart_database(self, outage_s: float) -> float:
         """Stop PostgreSQL (its clients' connections die), leave it down for
@@ -120,6 +127,7 @@ def running_stack(workdir: Path, mode: Mode, seed: int) -> Iterator[Stack]:
                 str(simulator_seed(seed)),
             )
         )
+        receiver = stack.enter_context(receiver_process(workdir))
         replicas = [
             Replica(index, PalisadeProcess(database_url, simulator.url, workdir, env=REPLICA_ENV))
             for index in range(mode.replicas)
@@ -128,4 +136,4 @@ def running_stack(workdir: Path, mode: Mode, seed: int) -> Iterator[Stack]:
             stack.callback(replica.stop)
         with ThreadPoolExecutor(len(replicas)) as pool:
             list(pool.map(Replica.start, replicas))
-        yield Stack(workdir, postgres, database_url, simulator.url, replicas)
+        yield Stack(workdir, postgres, database_url, simulator.url, replicas, receiver.url)

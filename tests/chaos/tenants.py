@@ -18,8 +18,8 @@ class Tenants:
 
 
 def provision(stack: Stack) -> Tenants:
-    """Each tenant gets a persistent PAL on its Tavus account, one profile per strategy
-    and an API key."""
+    """Each tenant gets a persistent PAL on its Tavus account, one profile per strategy,
+    an API key and a webhook endpoint for every event."""
     admin_url = stack.replicas[0].url
     api_keys: dict[str, str] = {}
     persistent: set[str] = set()
@@ -52,6 +52,16 @@ def provision(stack: Stack) -> Tenants:
         if key.status_code != 201:
             raise RuntimeError(f"creating an API key for {tenant.id}: {key.text}")
         api_keys[tenant.id] = key.json()["key"]
+        # Every event to one receiver on loopback, which production mode allows only so.
+        endpoint = {"url": f"{stack.receiver_url}/{tenant.id}", "allow_http": True}
+        hook = admin(
+            admin_url,
+            "POST",
+            f"/tenants/{tenant.id}/webhook-endpoints",
+            json={**endpoint, "allow_private": True},
+        )
+        if hook.status_code != 201:
+            raise RuntimeError(f"adding a webhook endpoint for {tenant.id}: {hook.text}")
     return Tenants(api_keys, frozenset(persistent))
 
 

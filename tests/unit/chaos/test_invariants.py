@@ -21,9 +21,11 @@ from tests.chaos.invariants import (
     admission_within_cap,
     check,
     every_session_terminal,
+    no_delivery_stuck,
     no_leaked_pal,
     no_runaway_conversation,
     one_conversation_per_key,
+    one_event_per_change,
     persistent_pals_kept,
 )
 
@@ -101,9 +103,11 @@ def clean_world() -> World:
         ),
         transitions=(
             Transition(1, REUSE_ID, "admitted"),
-            Transition(2, REUSE_ID, "ended"),
-            Transition(3, EPHEMERAL_ID, "admitted"),
-            Transition(4, EPHEMERAL_ID, "ended"),
+            Transition(2, REUSE_ID, "active"),
+            Transition(3, REUSE_ID, "ended"),
+            Transition(4, EPHEMERAL_ID, "admitted"),
+            Transition(5, EPHEMERAL_ID, "active"),
+            Transition(6, EPHEMERAL_ID, "ended"),
         ),
         caps={"acme": 1},
         persistent_pals=frozenset({PERSISTENT}),
@@ -112,6 +116,16 @@ def clean_world() -> World:
                 "acme", f"key-{REUSE_ID[-4:]}", frozenset({REUSE_ID}), frozenset({"c-0001"})
             ),
         ),
+        outbox={
+            (REUSE_ID, "session.active"): 1,
+            (REUSE_ID, "session.ended"): 1,
+            (REUSE_ID, "session.transcript_ready"): 1,
+            (EPHEMERAL_ID, "session.active"): 1,
+            (EPHEMERAL_ID, "session.ended"): 1,
+            (EPHEMERAL_ID, "session.cleanup_done"): 1,
+        },
+        artifacts={REUSE_ID: frozenset({"transcript", "perception_analysis"})},
+        deliveries={"delivered": 6},
     )
 
 
@@ -291,3 +305,45 @@ class TestPersistentPalsKept:
         world = clean_world()
         world = replace(world, pals=(world.pals[1],))
         assert ["missing on Tavus" in v.detail for v in persistent_pals_kept(world)] == [True]
+
+
+class TestOneEventPerChange:
+    def test_a_change_without_its_event(self) -> None:
+        world = clean_world()
+        outbox = dict(world.outbox)
+        del outbox[(EPHEMERAL_ID, "session.cleanup_done")]
+        found = one_event_per_change(replace(world, outbox=outbox))
+        assert [v.detail for v in found] == [
+            f"session {EPHEMERAL_ID}: 0 session.cleanup_done events in the outbox"
+        ]
+
+    def test_an_event_written_twice(self) -> None:
+        world = clean_world()
+        outbox = {**world.outbox, (REUSE_ID, "session.ended"): 2}
+        found = one_event_per_change(replace(world, outbox=outbox))
+        assert ["2 session.ended events" in v.detail for v in found] == [True]
+
+    def test_an_event_without_its_change(self) -> None:
+        world = clean_world()
+        outbox = {**world.outbox, (REUSE_ID, "session.recording_ready"): 1}
+        found = one_event_per_change(replace(world, outbox=outbox))
+        assert ["without its change" in v.detail for v in found] == [True]
+
+    def test_a_failed_session_that_never_went_live_has_only_its_failure(self) -> None:
+        failed_id = str(uuid.UUID(int=3))
+        world = clean_world()
+        world = replace(
+            world,
+            sessions=(*world.sessions, stored(failed_id, state="failed", conversation_id=None)),
+            outbox={**world.outbox, (failed_id, "session.failed"): 1},
+        )
+        assert one_event_per_change(world) == []
+        world = replace(world, outbox={**world.outbox, (failed_id, "session.active"): 1})
+        assert ["without its change" in v.detail for v in one_event_per_change(world)] == [True]
+
+
+class TestNoDeliveryStuck:
+    @pytest.mark.parametrize("status", ["pending", "failed"])
+    def test_a_delivery_left_behind(self, status: str) -> None:
+        world = replace(clean_world(), deliveries={"delivered": 5, status: 1})
+        assert [v.detail for v in no_delivery_stuck(world)] == [f"1 deliveries {status}"]
