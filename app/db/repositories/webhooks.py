@@ -181,6 +181,20 @@ class WebhookRepository:
         )
         return result.first() is not None
 
+    async def put_back(
+        self, claims: Sequence[tuple[uuid.UUID, datetime]], *, owner: str, due: datetime
+    ) -> None:
+        """Hand back claims (delivery id, lease) unsent, due at ``due``; one statement.
+        A claim no longer ours, or taken again since, is left alone."""
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                tuple_(WebhookDelivery.id, WebhookDelivery.next_check_at).in_(claims),
+                WebhookDelivery.claimed_by == owner,
+            )
+            .values(claimed_by=None, next_check_at=due)
+        )
+
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back every lease ``owner`` holds, due at once (graceful shutdown)."""
         result = await self.session.execute(

@@ -7,10 +7,11 @@ mid-request loses nothing: the lease runs out and another pass sends again, with
 same ``webhook-id``.
 
 A pass does not wait for its requests: it claims as many deliveries as there are free
-slots (``concurrency``), and a request that finishes wakes the loop. One endpoint holds
-at most ``endpoint_concurrency`` of them; a delivery claimed for an endpoint already at
-its bound goes back to the queue at once, so a slow receiver delays only its own
-deliveries.
+slots (``concurrency``), and a request that finishes wakes the loop. One endpoint has at
+most ``endpoint_concurrency`` requests in flight and as many claimed deliveries waiting
+for them, started as they end (while their lease still outlasts an attempt); a delivery
+claimed beyond that goes back to the queue at once, so a slow receiver holds few slots
+and delays only its own deliveries.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,8 +62,11 @@ DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
 JITTER = 0.1
 # How much of a receiver's answer an attempt keeps.
 RESPONSE_BODY_LIMIT = 1024
-# A delivery claimed for an endpoint at its bound is due again after this long.
+# A delivery claimed for an endpoint at its bound (and with as many waiting) is due
+# again after this long.
 ENDPOINT_BUSY_DELAY = timedelta(milliseconds=100)
+# A waiting delivery is started only while its lease outlasts an attempt by this much.
+LEASE_MARGIN = timedelta(seconds=1)
 USER_AGENT = "Palisade-Webhooks/1"
 
 
@@ -88,6 +92,13 @@ class SenderConfig:
     @property
     def loop(self) -> LoopConfig:
         return LoopConfig(tick=self.tick, batch=self.batch, drain_timeout=self.drain_timeout)
+
+
+@dataclass(frozen=True)
+class _Work:
+    row: WebhookDelivery
+    event: WebhookEvent | None
+    endpoint: WebhookEndpoint | None
 
 
 @dataclass(frozen=True)
@@ -121,11 +132,13 @@ class WebhookSender:
         self.wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[uuid.UUID] = Counter()
+        # Claimed deliveries waiting for one of their endpoint's requests to end.
+        self._queued: dict[uuid.UUID, deque[_Work]] = {}
 
     # --- running (app.domain.leased_loop) ------------------------------------------------
 
     async def tick(self) -> int:
-        room = self.config.concurrency - len(self._in_flight)
+        room = self.config.concurrency - len(self._in_flight) - self._queued_total()
         if room <= 0:
             return 0
         now = utcnow()
@@ -142,24 +155,30 @@ class WebhookSender:
                 return 0
             events = await repo.events_by_id({row.event_id for row in rows})
             endpoints = await repo.endpoints_by_id({row.endpoint_id for row in rows})
+        bound = self.config.endpoint_concurrency
         busy: list[WebhookDelivery] = []
         for row in rows:
-            if self._per_endpoint[row.endpoint_id] >= self.config.endpoint_concurrency:
+            work = _Work(row, events.get(row.event_id), endpoints.get(row.endpoint_id))
+            waiting = self._queued.setdefault(row.endpoint_id, deque())
+            if self._per_endpoint[row.endpoint_id] < bound:
+                self._start(work)
+            elif len(waiting) < bound:
+                # Started here as soon as one of the endpoint's requests ends: no claim
+                # round trip between two deliveries to a busy receiver.
+                waiting.append(work)
+            else:
                 busy.append(row)
-                continue
-            self._per_endpoint[row.endpoint_id] += 1
-            task = asyncio.create_task(
-                self._guarded(row, events.get(row.event_id), endpoints.get(row.endpoint_id))
-            )
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
         if busy:
-            await self._put_back(busy, now + ENDPOINT_BUSY_DELAY)
+            # Back to the queue, due a little later: other endpoints' deliveries are
+            # claimed first meanwhile.
+            await self._put_back([(row.id, _lease(row)) for row in busy], now + ENDPOINT_BUSY_DELAY)
         # A full batch asks for the next pass at once; deferred ones do not count.
         return len(rows) - len(busy)
 
     async def release(self) -> None:
-        """Let requests in flight finish within a bound, then hand back every lease."""
+        """Let requests in flight finish within a bound, then hand back every lease (the
+        deliveries waiting for their endpoint's turn included)."""
+        self._queued.clear()
         if self._in_flight:
             _, pending = await asyncio.wait(
                 set(self._in_flight), timeout=self.config.drain_timeout.total_seconds()
@@ -175,37 +194,53 @@ class WebhookSender:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    async def _put_back(self, rows: Sequence[WebhookDelivery], due: datetime) -> None:
-        async with self.autocommit.begin() as db:
-            repo = WebhookRepository(db)
-            for row in rows:
-                await repo.settle(
-                    row.id,
-                    owner=self.owner,
-                    lease_until=_lease(row),
-                    status=PENDING,
-                    attempts=row.attempts,
-                    attempted_at=None,
-                    next_attempt_at=due,
-                    error=row.last_error,
-                )
+    def _queued_total(self) -> int:
+        return sum(len(waiting) for waiting in self._queued.values())
 
-    async def _guarded(
-        self,
-        row: WebhookDelivery,
-        event: WebhookEvent | None,
-        endpoint: WebhookEndpoint | None,
-    ) -> None:
+    def _start(self, work: _Work) -> None:
+        self._per_endpoint[work.row.endpoint_id] += 1
+        task = asyncio.create_task(self._guarded(work))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _put_back(self, claims: Sequence[tuple[uuid.UUID, datetime]], due: datetime) -> None:
+        async with self.autocommit.begin() as db:
+            await WebhookRepository(db).put_back(claims, owner=self.owner, due=due)
+
+    async def _guarded(self, work: _Work) -> None:
         try:
-            await self._deliver(row, event, endpoint)
+            await self._deliver(work.row, work.event, work.endpoint)
         except Exception:
             # The lease runs out and a later pass sends again; never lose the loop.
-            logger.exception("webhook delivery %s failed", row.id)
+            logger.exception("webhook delivery %s failed", work.row.id)
         finally:
-            self._per_endpoint[row.endpoint_id] -= 1
-            if self._per_endpoint[row.endpoint_id] <= 0:
-                del self._per_endpoint[row.endpoint_id]
+            endpoint_id = work.row.endpoint_id
+            self._per_endpoint[endpoint_id] -= 1
+            if self._per_endpoint[endpoint_id] <= 0:
+                del self._per_endpoint[endpoint_id]
+            try:
+                await self._next_for(endpoint_id)
+            except Exception:
+                # Waiting claims run out by themselves and are claimed again.
+                logger.exception("starting the next delivery to endpoint %s failed", endpoint_id)
             self.wake.set()
+
+    async def _next_for(self, endpoint_id: uuid.UUID) -> None:
+        """Start the endpoint's next waiting delivery, if its lease still outlasts an
+        attempt; one that waited too long goes back to the queue instead (sending it
+        could race the process that takes it over)."""
+        waiting = self._queued.get(endpoint_id)
+        stale: list[tuple[uuid.UUID, datetime]] = []
+        while waiting:
+            work = waiting.popleft()
+            if _lease(work.row) - utcnow() > self.config.timeout + LEASE_MARGIN:
+                self._start(work)
+                break
+            stale.append((work.row.id, _lease(work.row)))
+        if waiting is not None and not waiting:
+            self._queued.pop(endpoint_id, None)
+        if stale:
+            await self._put_back(stale, utcnow())
 
     # --- one attempt -------------------------------------------------------------------
 
