@@ -9,69 +9,75 @@ with its headers and its body exactly as received (base64), in arrival order.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
 from tests.support.processes import REPO, clean_env, free_port, running, wait_ready
 
-_lock = threading.Lock()
-_requests: list[dict[str, Any]] = []
-_seen: Counter[str] = Counter()
 
+class ReceiverApp:
+    """The receiver as a plain ASGI app, served by uvicorn: it answers many requests at
+    once (a delay is an asyncio sleep), as a tenant's web server would."""
 
-def _handler(fail_first: list[int], status: int, delay: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def __init__(self, fail_first: list[int], status: int, delay: float) -> None:
+        self.fail_first = fail_first
+        self.status = status
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self.seen: Counter[str] = Counter()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] == "GET":
+            await self._answer(send, 200, json.dumps(self.requests).encode())
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        message_id = headers.get("webhook-id", "")
+        nth = self.seen[message_id]
+        self.seen[message_id] += 1
+        answer = self.fail_first[nth] if nth < len(self.fail_first) else self.status
+        self.requests.append(
+            {
+                "path": scope["path"],
+                "headers": headers,
+                "body": base64.b64encode(raw).decode(),
+                "answered": answer,
+                "at": time.time(),
+            }
+        )
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        await self._answer(send, answer, b'{"ok":true}')
 
-        def do_GET(self) -> None:
-            with _lock:
-                body = json.dumps(_requests).encode()
-            self._answer(200, body)
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length)
-            message_id = self.headers.get("webhook-id") or ""
-            with _lock:
-                nth = _seen[message_id]
-                _seen[message_id] += 1
-                answer = fail_first[nth] if nth < len(fail_first) else status
-                _requests.append(
-                    {
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": base64.b64encode(raw).decode(),
-                        "answered": answer,
-                        "at": time.time(),
-                    }
-                )
-            if delay:
-                time.sleep(delay)
-            self._answer(answer, b'{"ok":true}')
-
-        def _answer(self, code: int, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler
+    async def _answer(self, send: Send, code: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def main() -> None:
@@ -82,12 +88,10 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0)
     args = parser.parse_args()
     fail_first = [int(code) for code in args.fail_first.split(",") if code]
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", args.port), _handler(fail_first, args.status, args.delay_ms / 1000)
+    app = ReceiverApp(fail_first, args.status, args.delay_ms / 1000)
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="warning", backlog=4096, access_log=False
     )
-    server.daemon_threads = True
-    server.request_queue_size = 1024
-    server.serve_forever()
 
 
 @dataclass
