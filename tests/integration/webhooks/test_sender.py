@@ -235,3 +235,35 @@ def python_block_of(path: Path, containing: str) -> str:
     blocks = path.read_text().split("```python\n")[1:]
     [block] = [b.split("```", 1)[0] for b in blocks if containing in b]
     return block
+
+
+class TestBoundPerEndpoint:
+    async def test_a_slow_receiver_does_not_hold_back_another_endpoint(
+        self, palisade_factory: PalisadeFactory, tmp_path: Path
+    ) -> None:
+        palisade = await palisade_factory(
+            PALISADE_WEBHOOK_ENDPOINT_CONCURRENCY=2, PALISADE_WEBHOOK_CONCURRENCY=8
+        )
+        key, _ = await setup_tenant(palisade, cap=20)
+        with (
+            receiver_process(tmp_path, "--delay-ms", "3000") as slow,
+            receiver_process(tmp_path) as fast,
+        ):
+            await add_endpoint(palisade, f"{slow.url}/hook", event_types=["session.active"])
+            await add_endpoint(palisade, f"{fast.url}/hook", event_types=["session.active"])
+            for _ in range(10):
+                assert (await start(palisade, key, {"profile": "coach"})).status_code == 201
+
+            # Ten deliveries at 3 s each, two at a time, take 15 s to the slow receiver;
+            # the fast one has all of its ten long before.
+            got = await until(
+                lambda: _at_least(fast, 10), within=5, message="the fast endpoint's ten"
+            )
+            assert len(got) == 10
+            in_flight = await slow.requests()
+            assert len(in_flight) <= 2
+
+
+async def _at_least(receiver: Receiver, count: int) -> list[dict[str, Any]] | None:
+    got = await receiver.requests()
+    return got if len(got) >= count else None
