@@ -46,9 +46,15 @@ async def photograph(page: Page, where: Path, name: str) -> None:
 
 async def some_history(palisade: Palisade, simulator: SimulatorHandle) -> tuple[str, str, str]:
     """A tenant with a few sessions of each kind, a failed start, one whose PAL Tavus
-    does not delete, and a sweep that removed an orphan; another tenant with a warm
-    pool. The API key, the session to find, and the session owing its PAL's deletion."""
+    does not delete, a sweep that removed an orphan and a webhook endpoint that refuses
+    every delivery; another tenant with a warm pool. The API key, the session to find,
+    and the session owing its PAL's deletion."""
     key, _ = await setup_tenant(palisade, cap=5)
+    # A receiver that refuses every connection: its deliveries stay pending, retried.
+    created = await palisade.api.create_webhook_endpoint(
+        "acme", {"url": "http://127.0.0.1:9/palisade-events", "events": ["session.active"]}
+    )
+    assert created.status_code == 201, created.text
     await palisade.create_tenant(
         {
             "id": "globex",
@@ -177,6 +183,8 @@ async def test_an_operator_finds_a_session_reads_its_timeline_and_ends_it(
 
     await page.get_by_role("link", name="Webhook deliveries").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Webhook deliveries")
+    await expect(page.locator("#deliveries tbody")).to_contain_text("session.active")
+    await expect(page.locator("#deliveries tbody")).to_contain_text("ConnectError")
     await photograph(page, screenshots, "deliveries")
 
     await page.get_by_role("button", name="Sign out").click()
