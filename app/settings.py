@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=_env("PALISADE_METRICS_TOKEN"))
     ] = None
 
+    # OpenTelemetry's own variable: set, traces go there over OTLP/HTTP
+    # (docs/observability.md); unset, tracing is off and costs nothing.
+    otel_exporter_otlp_endpoint: Annotated[
+        str | None, Field(validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    ] = None
+
     # --- Palisade's own knobs ---
     mode: Annotated[Mode | None, Field(validation_alias=_env("PALISADE_MODE"))] = None
     data_dir: Annotated[Path, Field(validation_alias=_env("PALISADE_DATA_DIR"))] = Path(".palisade")
@@ -160,7 +166,7 @@ class Settings(BaseSettings):
     def _asyncpg_driver(cls, value: str | None) -> str | None:
         return None if value is None else normalise_database_url(value)
 
-    @field_validator("tavus_base_url", "public_base_url")
+    @field_validator("tavus_base_url", "public_base_url", "otel_exporter_otlp_endpoint")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         if value is None:

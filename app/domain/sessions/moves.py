@@ -20,6 +20,7 @@ from app.db.raw import RawConnections
 from app.db.session_store import EventRecord, Lease, SessionStore
 from app.domain.sessions.states import State, check_move, sources_of
 from app.errors import Rendered
+from app.observability import tracing
 
 
 class LeaseLost(Exception):
@@ -81,17 +82,46 @@ async def make(
     ``via`` a store: the move joins what runs on its connection (a transaction);
     ``via`` the pool's connections: it commits by itself.
     """
-    if isinstance(via, RawConnections):
-        async with via.connect() as connection:
-            return await make(
-                SessionStore(connection),
-                row,
-                move,
-                lease=lease,
-                answer=answer,
-                key_locked_until=key_locked_until,
-                wait_for_disk=wait_for_disk,
-            )
+    with tracing.span("session.move", lambda: _traced(row, move)):
+        if isinstance(via, RawConnections):
+            async with via.connect() as connection:
+                return await _make(
+                    SessionStore(connection),
+                    row,
+                    move,
+                    lease=lease,
+                    answer=answer,
+                    key_locked_until=key_locked_until,
+                    wait_for_disk=wait_for_disk,
+                )
+        return await _make(
+            via,
+            row,
+            move,
+            lease=lease,
+            answer=answer,
+            key_locked_until=key_locked_until,
+            wait_for_disk=wait_for_disk,
+        )
+
+
+def _traced(row: Session, move: Move) -> dict[str, str]:
+    attributes = {"palisade.session_id": str(row.id), "palisade.move.from": str(row.state)}
+    if move.target is not None:
+        attributes["palisade.move.to"] = str(move.target)
+    return attributes
+
+
+async def _make(
+    via: SessionStore,
+    row: Session,
+    move: Move,
+    *,
+    lease: Lease | None,
+    answer: Rendered | None,
+    key_locked_until: datetime | None,
+    wait_for_disk: bool,
+) -> Session | None:
     changes = dict(move.changes)
     from_states = None
     if move.target is not None:

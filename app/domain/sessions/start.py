@@ -68,7 +68,7 @@ from app.errors import (
     json_bytes,
     problem,
 )
-from app.observability import metrics
+from app.observability import metrics, tracing
 from app.observability.logging import bind_session
 from app.security import pal_secrets
 from app.security.secret_box import SecretBox
@@ -246,7 +246,10 @@ class StartSaga:
         again under the tenant's lock: a key revoked since it was authenticated starts
         nothing, and a key with a start rate spends a token. ``allowed_profiles``: the
         profiles the key may start (None: any)."""
-        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id, allowed_profiles)
+        with tracing.span("session.admit", lambda: {"palisade.tenant_id": tenant_id}):
+            admitted = await self._admit(
+                tenant_id, body, idempotency_key, api_key_id, allowed_profiles
+            )
         if isinstance(admitted, StartOutcome):
             return admitted
         if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
@@ -500,16 +503,19 @@ class StartSaga:
         try:
             if fresh and row.strategy == "ephemeral" and self.ctx.warm_pool is not None:
                 # A warm-pool hit hands the row back pal_created with the pooled PAL.
-                pooled = await self.ctx.warm_pool.claim(
-                    row, self.ctx.instance_id, lease=self.ctx.start_lease
-                )
+                with tracing.span("session.warm_pool_claim", lambda: _traced(row)):
+                    pooled = await self.ctx.warm_pool.claim(
+                        row, self.ctx.instance_id, lease=self.ctx.start_lease
+                    )
                 row = pooled or row
             if row.state == State.ADMITTED and row.strategy == "ephemeral":
-                pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
+                with tracing.span("session.create_pal", lambda: _traced(row)):
+                    pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
                 crashpoints.reach("start.pal_created_not_recorded")
                 row = await self._record_pal(row, pal_id)
                 conversation_fresh = True
-            conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
+            with tracing.span("session.create_conversation", lambda: _traced(row)):
+                conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
             crashpoints.reach("start.conversation_created_not_recorded")
         except _Unresolved as unresolved:
             return await self._leave_for_recovery(row, unresolved)
@@ -778,6 +784,10 @@ class StartSaga:
                     row.tenant_id, row.idempotency_key, outcome.answer
                 )
         return outcome
+
+
+def _traced(row: Session) -> dict[str, str]:
+    return {"palisade.session_id": str(row.id), "palisade.strategy": row.strategy}
 
 
 def outcome_of(row: Session) -> Started | Failed:

@@ -1,0 +1,253 @@
+"""OpenTelemetry traces: off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+
+Off, nothing is installed: no tracer provider, no patched driver, no wrapped transport,
+and the helpers here return before touching OpenTelemetry. On, the process has one
+provider of its own (the global one is left alone, so a library that traces by itself
+does not start exporting through Palisade), and:
+
+* each HTTP request is a server span, continuing the caller's W3C ``traceparent``
+  (``server_span``, called by ``app.observability.http``). It is written here rather
+  than taken from the ASGI instrumentation, which puts the query string on its spans,
+  and with it the webhook tokens;
+* the start saga's steps and every move of a session are spans (``span``);
+* each Tavus attempt is a span (``traced_exchange``, the Tavus transport's observer),
+  whose HTTP exchange, traced by the httpx instrumentation of the runtime's one client,
+  carries ``traceparent`` to Tavus;
+* every statement on an asyncpg connection, SQLAlchemy's and the session store's alike,
+  is a span (the asyncpg instrumentation). Its SQL is kept, never its parameters.
+
+A statement or an HTTP call that no traced operation made (a background loop's poll)
+starts no trace: ``_Unparented`` drops it, so idle replicas export nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import httpx
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.util.types import Attributes
+from structlog.typing import EventDict, WrappedLogger
+
+from app.tavus.client import ExchangeObserver
+from app.tavus.errors import TavusError
+from app.tavus.operations import Operation
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+T = TypeVar("T")
+
+DEFAULT_SERVICE_NAME: Final = "palisade"
+TRACER_NAME: Final = "palisade"
+# OTLP/HTTP appends the signal's path to the base endpoint (the OTLP exporter spec).
+TRACES_PATH: Final = "/v1/traces"
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """The process's tracing, while it is on."""
+
+    provider: TracerProvider
+    tracer: trace.Tracer
+
+
+_current: Tracing | None = None
+_NOTHING: Final = contextlib.nullcontext()
+
+
+def current() -> Tracing | None:
+    return _current
+
+
+class _Unparented(Sampler):
+    """Drops a client span that no operation of Palisade's started: a background loop's
+    poll of the database (or of Tavus) every tick would otherwise be a trace of its own."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return ALWAYS_ON.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "PalisadeUnparented"
+
+
+def install(exporter: SpanExporter) -> Tracing:
+    """Turn tracing on for this process, exporting to ``exporter`` in batches."""
+    global _current
+    if _current is not None:
+        raise RuntimeError("tracing is already on in this process")
+    named = _service_named_by_env()
+    resource = Resource.create({} if named else {SERVICE_NAME: DEFAULT_SERVICE_NAME})
+    # OTEL_TRACES_SAMPLER, when set, replaces the default (the SDK reads it).
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(root=_Unparented())
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    _current = Tracing(provider, provider.get_tracer(TRACER_NAME))
+    return _current
+
+
+def uninstall() -> None:
+    """Export what is buffered and turn tracing off."""
+    global _current
+    if _current is None:
+        return
+    tracing, _current = _current, None
+    AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
+    tracing.provider.shutdown()
+
+
+def _service_named_by_env() -> bool:
+    attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return bool(os.environ.get("OTEL_SERVICE_NAME")) or f"{SERVICE_NAME}=" in attributes
+
+
+def otlp_exporter(endpoint: str) -> SpanExporter:
+    """OTLP over HTTP (protobuf). The other ``OTEL_EXPORTER_OTLP_*`` variables (headers,
+    timeout, compression, a traces-only endpoint) are read by the exporter itself."""
+    # Imported here: it pulls in protobuf and requests, which a process with tracing off
+    # never needs.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return OTLPSpanExporter()
+    return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + TRACES_PATH)
+
+
+@asynccontextmanager
+async def tracing_for(settings: Settings) -> AsyncIterator[Tracing | None]:
+    """Tracing for one app's lifetime: on when ``settings`` names an OTLP endpoint and
+    nothing has turned it on already (a test's exporter), off again at the end."""
+    if _current is not None or settings.otel_exporter_otlp_endpoint is None:
+        yield _current
+        return
+    tracing = install(otlp_exporter(settings.otel_exporter_otlp_endpoint))
+    try:
+        yield tracing
+    finally:
+        uninstall()
+
+
+def instrument_client(client: httpx.AsyncClient) -> None:
+    """Trace ``client``'s requests and send ``traceparent`` on them, when tracing is on."""
+    if _current is not None:
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=_current.provider)
+
+
+def span(
+    name: str, attributes: Callable[[], Attributes] | None = None
+) -> AbstractContextManager[Any]:
+    """A span around the block, when tracing is on; otherwise nothing at all (not even
+    ``attributes``, which is called only for a span)."""
+    if _current is None:
+        return _NOTHING
+    return _current.tracer.start_as_current_span(
+        name, attributes=attributes() if attributes is not None else None
+    )
+
+
+def traced_exchange(observe: ExchangeObserver) -> ExchangeObserver:
+    """Wrap the Tavus transport's observer ``observe`` so that each attempt is a span;
+    ``observe`` itself when tracing is off."""
+    if _current is None:
+        return observe
+    tracer = _current.tracer
+
+    async def traced(operation: Operation, exchange: Awaitable[T]) -> T:
+        with tracer.start_as_current_span(
+            f"tavus {operation.value}", attributes={"tavus.operation": operation.value}
+        ) as current:
+            try:
+                result: T = await observe(operation, exchange)
+            except TavusError as error:
+                current.set_attribute("tavus.error", type(error).__name__)
+                raise
+            return result
+
+    return traced
+
+
+class _HeaderGetter(Getter[Iterable[tuple[bytes, bytes]]]):
+    def get(self, carrier: Iterable[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        wanted = key.lower().encode("latin-1")
+        found = [value.decode("latin-1") for name, value in carrier if name == wanted]
+        return found or None
+
+    def keys(self, carrier: Iterable[tuple[bytes, bytes]]) -> list[str]:
+        return [name.decode("latin-1") for name, _ in carrier]
+
+
+_HEADERS: Final = _HeaderGetter()
+
+
+@contextlib.contextmanager
+def server_span(
+    method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
+) -> Iterator[trace.Span | None]:
+    """The server span of one HTTP request, child of the caller's ``traceparent`` if it
+    sent one; None when tracing is off. The caller names it once the route is known."""
+    if _current is None:
+        yield None
+        return
+    parent = propagate.extract(list(headers), getter=_HEADERS)
+    with _current.tracer.start_as_current_span(
+        method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        yield current
+
+
+def finish_server_span(current: trace.Span, method: str, route: str, status: int) -> None:
+    current.update_name(f"{method} {route}")
+    current.set_attribute("http.route", route)
+    current.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        current.set_status(Status(StatusCode.ERROR))
+
+
+def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Put the active span's ids on a log line (structlog processor)."""
+    if _current is None:
+        return event_dict
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
