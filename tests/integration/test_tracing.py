@@ -3,6 +3,7 @@ database; W3C trace context in and out; nothing installed when no endpoint is se
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import asyncpg
@@ -13,9 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from app.observability import tracing
+from app.settings import Mode
 from tests.conftest import PalisadeFactory, make_settings
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.support.stack import Palisade, SimulatorHandle
+from tests.unit.observability.capture import captured_logs
 
 # A caller's trace context (the W3C spec's example ids).
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -192,3 +195,28 @@ async def test_an_endpoint_turns_tracing_on_for_the_apps_lifetime(database_url: 
         assert resource["service.name"] == "palisade"
     assert tracing.current() is None
     assert not hasattr(asyncpg.connection.Connection.fetchrow, "__wrapped__")
+
+
+async def test_log_lines_carry_the_trace_of_their_request(
+    palisade: Palisade, simulator: SimulatorHandle, spans: InMemorySpanExporter
+) -> None:
+    key, _ = await setup_tenant(palisade)
+    production = palisade.runtime.settings.model_copy(update={"mode": Mode.PRODUCTION})
+    with captured_logs(production) as logs:
+        response = await palisade.as_tenant(
+            key,
+            "POST",
+            "/sessions",
+            json={"profile": "coach"},
+            headers={"traceparent": TRACEPARENT},
+        )
+        assert response.status_code == 201, response.text
+        logging.getLogger("palisade.test").info("outside any request")
+    records = logs.records()
+    [request] = [r for r in records if r.get("event") == "request" and r["route"] == "/sessions"]
+    root = request_span(finished(spans), "POST /sessions")
+    assert root.context is not None
+    assert request["trace_id"] == CALLER_TRACE_ID
+    assert request["span_id"] == format(root.context.span_id, "016x")
+    [outside] = [r for r in records if r.get("event") == "outside any request"]
+    assert "trace_id" not in outside
