@@ -129,6 +129,9 @@ async def test_a_start_is_one_trace_from_request_to_tavus_and_database(
     assert any(ancestors(s, by_id)[0] == "session.admit" for s in statements)
     assert sum(ancestors(s, by_id)[0] == "session.move" for s in statements) == 2
     assert all("db.statement.parameters" not in (s.attributes or {}) for s in statements)
+    # The background loops polled the database all along, yet no statement or HTTP call
+    # made outside a traced operation started a trace of its own.
+    assert [s.name for s in finished(spans) if s.parent is None and s.kind is SpanKind.CLIENT] == []
     # No API key, webhook token or body is put on any span.
     for span in one_trace:
         for value in (span.attributes or {}).values():
