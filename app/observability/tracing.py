@@ -213,17 +213,22 @@ class _HeaderGetter(Getter[Iterable[tuple[bytes, bytes]]]):
 _HEADERS: Final = _HeaderGetter()
 
 
-@contextlib.contextmanager
 def server_span(
     method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
-) -> Iterator[trace.Span | None]:
+) -> AbstractContextManager[trace.Span | None]:
     """The server span of one HTTP request, child of the caller's ``traceparent`` if it
     sent one; None when tracing is off. The caller names it once the route is known."""
     if _current is None:
-        yield None
-        return
+        return _NOTHING
+    return _server_span(_current, method, path, headers)
+
+
+@contextlib.contextmanager
+def _server_span(
+    tracing: Tracing, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
+) -> Iterator[trace.Span]:
     parent = propagate.extract(list(headers), getter=_HEADERS)
-    with _current.tracer.start_as_current_span(
+    with tracing.tracer.start_as_current_span(
         method,
         context=parent,
         kind=SpanKind.SERVER,
