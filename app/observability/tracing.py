@@ -17,7 +17,7 @@ does not start exporting through Palisade), and:
   is a span (the asyncpg instrumentation). Its SQL is kept, never its parameters.
 
 A statement or an HTTP call that no traced operation made (a background loop's poll)
-starts no trace: ``_Unparented`` drops it, so idle replicas export nothing.
+starts no trace (``_unparented``), so idle replicas export nothing.
 """
 
 from __future__ import annotations
@@ -29,32 +29,26 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_ON,
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-)
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes
 from structlog.typing import EventDict, WrappedLogger
 
-from app.tavus.client import ExchangeObserver
 from app.tavus.errors import TavusError
 from app.tavus.operations import Operation
 
+# The SDK and the instrumentations are imported only when tracing is turned on: a
+# process with it off never loads them.
 if TYPE_CHECKING:
+    import httpx
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
+
     from app.settings import Settings
+    from app.tavus.client import ExchangeObserver
 
 T = TypeVar("T")
 
@@ -80,39 +74,55 @@ def current() -> Tracing | None:
     return _current
 
 
-class _Unparented(Sampler):
-    """Drops a client span that no operation of Palisade's started: a background loop's
-    poll of the database (or of Tavus) every tick would otherwise be a trace of its own."""
+def _unparented() -> Sampler:
+    """A sampler that drops a client span no operation of Palisade's started: a
+    background loop's poll of the database (or of Tavus) every tick would otherwise be a
+    trace of its own. Anything else starts a sampled trace."""
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+    )
 
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: trace.TraceState | None = None,
-    ) -> SamplingResult:
-        if kind is SpanKind.CLIENT:
-            return SamplingResult(Decision.DROP)
-        return ALWAYS_ON.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+    class Unparented(Sampler):
+        def should_sample(
+            self,
+            parent_context: Context | None,
+            trace_id: int,
+            name: str,
+            kind: SpanKind | None = None,
+            attributes: Attributes = None,
+            links: Sequence[Link] | None = None,
+            trace_state: trace.TraceState | None = None,
+        ) -> SamplingResult:
+            if kind is SpanKind.CLIENT:
+                return SamplingResult(Decision.DROP)
+            return ALWAYS_ON.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
 
-    def get_description(self) -> str:
-        return "PalisadeUnparented"
+        def get_description(self) -> str:
+            return "PalisadeUnparented"
+
+    return ParentBased(root=Unparented())
 
 
 def install(exporter: SpanExporter) -> Tracing:
     """Turn tracing on for this process, exporting to ``exporter`` in batches."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     global _current
     if _current is not None:
         raise RuntimeError("tracing is already on in this process")
     named = _service_named_by_env()
     resource = Resource.create({} if named else {SERVICE_NAME: DEFAULT_SERVICE_NAME})
     # OTEL_TRACES_SAMPLER, when set, replaces the default (the SDK reads it).
-    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(root=_Unparented())
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else _unparented()
     provider = TracerProvider(resource=resource, sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
@@ -122,6 +132,8 @@ def install(exporter: SpanExporter) -> Tracing:
 
 def uninstall() -> None:
     """Export what is buffered and turn tracing off."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
     global _current
     if _current is None:
         return
@@ -132,14 +144,12 @@ def uninstall() -> None:
 
 def _service_named_by_env() -> bool:
     attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    return bool(os.environ.get("OTEL_SERVICE_NAME")) or f"{SERVICE_NAME}=" in attributes
+    return bool(os.environ.get("OTEL_SERVICE_NAME")) or "service.name=" in attributes
 
 
 def otlp_exporter(endpoint: str) -> SpanExporter:
     """OTLP over HTTP (protobuf). The other ``OTEL_EXPORTER_OTLP_*`` variables (headers,
     timeout, compression, a traces-only endpoint) are read by the exporter itself."""
-    # Imported here: it pulls in protobuf and requests, which a process with tracing off
-    # never needs.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
@@ -164,6 +174,8 @@ async def tracing_for(settings: Settings) -> AsyncIterator[Tracing | None]:
 def instrument_client(client: httpx.AsyncClient) -> None:
     """Trace ``client``'s requests and send ``traceparent`` on them, when tracing is on."""
     if _current is not None:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
         HTTPXClientInstrumentor.instrument_client(client, tracer_provider=_current.provider)
 
 
