@@ -36,7 +36,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes
 from structlog.typing import EventDict, WrappedLogger
 
-from app.tavus.errors import TavusError
 from app.tavus.operations import Operation
 
 # The SDK and the instrumentations are imported only when tracing is turned on: a
@@ -186,9 +185,28 @@ def span(
     ``attributes``, which is called only for a span)."""
     if _current is None:
         return _NOTHING
-    return _current.tracer.start_as_current_span(
-        name, attributes=attributes() if attributes is not None else None
-    )
+    return _span(_current, name, attributes() if attributes is not None else None)
+
+
+@contextlib.contextmanager
+def _span(
+    tracing: Tracing, name: str, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[trace.Span]:
+    """A span that records a failure by its class alone: an exception's message and
+    traceback (a Tavus error body, a driver's message) are not put on spans."""
+    with tracing.tracer.start_as_current_span(
+        name,
+        kind=kind,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            current.set_attribute("error.type", type(error).__qualname__)
+            current.set_status(Status(StatusCode.ERROR))
+            raise
 
 
 def traced_exchange(observe: ExchangeObserver) -> ExchangeObserver:
@@ -196,17 +214,12 @@ def traced_exchange(observe: ExchangeObserver) -> ExchangeObserver:
     ``observe`` itself when tracing is off."""
     if _current is None:
         return observe
-    tracer = _current.tracer
+    tracing = _current
 
     async def traced(operation: Operation, exchange: Awaitable[T]) -> T:
-        with tracer.start_as_current_span(
-            f"tavus {operation.value}", attributes={"tavus.operation": operation.value}
-        ) as current:
-            try:
-                result: T = await observe(operation, exchange)
-            except TavusError as error:
-                current.set_attribute("tavus.error", type(error).__name__)
-                raise
+        attributes = {"tavus.operation": operation.value}
+        with _span(tracing, f"tavus {operation.value}", attributes):
+            result: T = await observe(operation, exchange)
             return result
 
     return traced

@@ -11,10 +11,11 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from app.observability import tracing
 from app.settings import Mode
+from tavus_simulator import ErrorFault
 from tests.conftest import PalisadeFactory, make_settings
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.support.stack import Palisade, SimulatorHandle
@@ -223,3 +224,26 @@ async def test_log_lines_carry_the_trace_of_their_request(
     assert request["span_id"] == format(root.context.span_id, "016x")
     [outside] = [r for r in records if r.get("event") == "outside any request"]
     assert "trace_id" not in outside
+
+
+async def test_a_failed_tavus_call_is_an_error_span_without_its_message(
+    palisade: Palisade, simulator: SimulatorHandle, spans: InMemorySpanExporter
+) -> None:
+    key, _ = await setup_tenant(palisade)
+    body = {"error": "the secret words are in here"}
+    simulator.sim.add_fault("conversation.create", ErrorFault(status=400, body=body))
+    response = await start(palisade, key, {"profile": "coach"})
+    assert response.status_code >= 400, response.text
+
+    root = request_span(finished(spans), "POST /sessions")
+    one_trace = trace_of(finished(spans), root)
+    [attempt] = [s for s in one_trace if s.name == "tavus create_conversation"]
+    [step] = [s for s in one_trace if s.name == "session.create_conversation"]
+    for failed in (attempt, step):
+        assert failed.status.status_code is StatusCode.ERROR
+        assert failed.status.description is None
+        assert (failed.attributes or {})["error.type"] == "TavusInvalidRequest"
+        assert failed.events == ()
+    for span in one_trace:
+        assert "secret words" not in repr(dict(span.attributes or {}))
+        assert all("secret words" not in repr(event.attributes) for event in span.events)
