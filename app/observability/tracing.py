@@ -1,7 +1,8 @@
 """OpenTelemetry traces: off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
 
-Off, nothing is installed: no tracer provider, no patched driver, no wrapped transport,
-and the helpers here return before touching OpenTelemetry. On, the process has one
+Off, nothing is installed and the SDK and instrumentations are not even imported: no
+tracer provider, no patched driver, no wrapped transport; the helpers here check one
+module variable and return a shared null context. On, the process has one
 provider of its own (the global one is left alone, so a library that traces by itself
 does not start exporting through Palisade), and:
 
@@ -159,7 +160,9 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
 @asynccontextmanager
 async def tracing_for(settings: Settings) -> AsyncIterator[Tracing | None]:
     """Tracing for one app's lifetime: on when ``settings`` names an OTLP endpoint and
-    nothing has turned it on already (a test's exporter), off again at the end."""
+    nothing has turned it on already (a test's exporter), off again at the end. Tracing
+    is the process's, as a process serves one app: a second app in the same process
+    shares it and loses it when the first one stops."""
     if _current is not None or settings.otel_exporter_otlp_endpoint is None:
         yield _current
         return
@@ -189,14 +192,11 @@ def span(
 
 
 @contextlib.contextmanager
-def _span(
-    tracing: Tracing, name: str, attributes: Attributes, kind: SpanKind = SpanKind.INTERNAL
-) -> Iterator[trace.Span]:
+def _span(tracing: Tracing, name: str, attributes: Attributes) -> Iterator[trace.Span]:
     """A span that records a failure by its class alone: an exception's message and
     traceback (a Tavus error body, a driver's message) are not put on spans."""
     with tracing.tracer.start_as_current_span(
         name,
-        kind=kind,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
