@@ -8,7 +8,8 @@ to an OTLP/HTTP sink in this process, which answers every export with an empty s
 and counts the bytes. Then paced starts of each strategy, in rounds that alternate
 which set goes first, and prints as markdown each set's p50 and p99, the median over
 rounds of the traced p50 against the untraced one of the same round, the Palisade
-processes' CPU per start (the exporter's thread included) and what was exported.
+processes' CPU per start (the exporter's thread included) and what was exported
+(decoded as OTLP, its spans counted).
 docs/benchmarks.md quotes it.
 """
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from statistics import median
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench import workload
 from bench.config import FULL, Options
@@ -52,6 +55,7 @@ class Sink:
     url: str
     exports: int = 0
     bytes: int = 0
+    spans: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -62,10 +66,17 @@ def running_sink() -> Iterator[Sink]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
-            self.rfile.read(length)
+            # Decoded, so that what was exported is known to be valid OTLP.
+            request = ExportTraceServiceRequest.FromString(self.rfile.read(length))
+            spans = sum(
+                len(scope.spans)
+                for resource in request.resource_spans
+                for scope in resource.scope_spans
+            )
             with sink.lock:
                 sink.exports += 1
                 sink.bytes += length
+                sink.spans += spans
             # An empty ExportTraceServiceResponse: full success.
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")
@@ -211,10 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                             errors += result.errors
             finally:
                 loader.close()
-        exported = f"{sink.exports} exports, {sink.bytes / 1e6:.1f} MB"
+        exported = f"{sink.spans} spans in {sink.exports} exports, {sink.bytes / 1e6:.2f} MB"
     cpu_ms = {key: 1000 * cpu_s[key] / max(1, len(latencies[key])) for key in keys}
     out.append(report(latencies, round_p50s, cpu_ms, errors))
-    out += ["", f"The traced processes exported {exported} of OTLP protobuf to the sink."]
+    traced_starts = args.warm_up * len(PROFILES) + sum(len(latencies[p, ON]) for p in PROFILES)
+    out += [
+        "",
+        f"The traced processes exported {exported} of OTLP protobuf to the sink, for "
+        f"{traced_starts} starts: {sink.spans / max(1, traced_starts):.1f} spans and "
+        f"{sink.bytes / max(1, traced_starts) / 1e3:.1f} kB per start.",
+    ]
     sys.stdout.write("\n".join(out) + "\n")
     return 1 if errors else 0
 
