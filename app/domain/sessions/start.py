@@ -14,12 +14,14 @@ with the same ``Idempotency-Key`` (or the reconciler) resumes from the recovery 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -85,6 +87,9 @@ class PalPool(Protocol):
     async def claim(self, row: Session, instance_id: str, *, lease: timedelta) -> Session | None:
         """``row`` moved to ``pal_created`` with a pooled PAL of its exact planned body,
         or None when there is none."""
+
+    def starting(self) -> AbstractContextManager[None]:
+        """Held while a start runs in this process (the refill waits for none)."""
 
 
 T = TypeVar("T")
@@ -246,15 +251,19 @@ class StartSaga:
         again under the tenant's lock: a key revoked since it was authenticated starts
         nothing, and a key with a start rate spends a token. ``allowed_profiles``: the
         profiles the key may start (None: any)."""
-        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id, allowed_profiles)
-        if isinstance(admitted, StartOutcome):
-            return admitted
-        if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
-            bind_session(admitted)
-            return await self.drive(admitted, fresh=False)
-        row, tavus_key = admitted
-        bind_session(row.id)
-        return await self._guarded(self._run(row, tavus_key, fresh=True))
+        pool = self.ctx.warm_pool
+        with pool.starting() if pool is not None else contextlib.nullcontext():
+            admitted = await self._admit(
+                tenant_id, body, idempotency_key, api_key_id, allowed_profiles
+            )
+            if isinstance(admitted, StartOutcome):
+                return admitted
+            if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
+                bind_session(admitted)
+                return await self.drive(admitted, fresh=False)
+            row, tavus_key = admitted
+            bind_session(row.id)
+            return await self._guarded(self._run(row, tavus_key, fresh=True))
 
     # --- admission (one statement) ------------------------------------------------
 
