@@ -44,10 +44,11 @@ REPO = Path(__file__).resolve().parents[1]
 @contextmanager
 def running_floor(
     count: int, database_url: str, simulator_url: str, conversation_body: str, workdir: Path,
-    monitor: ProcessMonitor,
+    monitor: ProcessMonitor, extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[str]]:  # fmt: skip
     env = clean_env(
         {
+            **(extra_env or {}),
             "FLOOR_DATABASE_URL": database_url.replace("postgresql+asyncpg://", "postgresql://"),
             "FLOOR_TAVUS_URL": simulator_url,
             "FLOOR_TAVUS_KEY": DIRECT_TAVUS_KEY,
