@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     reconciler_tick_seconds: Annotated[
         float, Field(gt=0, le=60, validation_alias=_env("PALISADE_RECONCILER_TICK_SECONDS"))
     ] = 1.0
+    # Sessions the reconciler of one process works on at once (each mostly waiting on a
+    # Tavus call): the cleanup drain is about this many divided by Tavus's latency.
+    reconciler_concurrency: Annotated[
+        int, Field(ge=1, le=500, validation_alias=_env("PALISADE_RECONCILER_CONCURRENCY"))
+    ] = 50
     poll_interval_seconds: Annotated[
         float, Field(gt=0, le=3600, validation_alias=_env("PALISADE_POLL_INTERVAL_SECONDS"))
     ] = 60.0
