@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     # Tavus call): the cleanup drain is about this many divided by Tavus's latency.
     reconciler_concurrency: Annotated[
         int, Field(ge=1, le=500, validation_alias=_env("PALISADE_RECONCILER_CONCURRENCY"))
-    ] = 50
+    ] = 25
     poll_interval_seconds: Annotated[
         float, Field(gt=0, le=3600, validation_alias=_env("PALISADE_POLL_INTERVAL_SECONDS"))
     ] = 60.0

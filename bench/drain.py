@@ -2,7 +2,7 @@
 and at a baseline one, in one run:
 
     .venv/bin/python -m bench.drain [--database-url URL] [--latencies-ms 10,100,300]
-        [--sessions 1000] [--concurrency 50] [--baseline-concurrency 10]
+        [--sessions 1000] [--concurrency 25] [--baseline-concurrency 10]
 
 For each latency and each concurrency (baseline first, then the setting under test), a
 fresh stack: the Tavus simulator with that latency on every operation and one ``palisade
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url")
     parser.add_argument("--latencies-ms", default="10,100,300")
     parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=25)
     parser.add_argument("--baseline-concurrency", type=int, default=10)
     parser.add_argument("--bound-seconds", type=float, default=300.0)
     args = parser.parse_args(argv)
