@@ -149,6 +149,21 @@ class TestCleanupRetries:
         assert retries
         assert retries[-1]["payload"]["attempts"] == len(retries)
 
+    async def test_a_rate_limited_deletion_waits_for_retry_after(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        simulator.sim.add_fault(
+            "pal.delete", ErrorFault(preset="rate_limited", retry_after_s=1.5, times=1)
+        )
+        simulator.sim.shutdown_conversation(session["conversation_id"], "max_call_duration reached")
+        await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        limited, deleted = simulator.sim.call_log("pal.delete")
+        assert (limited.status, deleted.status) == (429, 204)
+        # Longer than any backoff of its own: only Retry-After explains the wait.
+        assert (deleted.at - limited.at).total_seconds() >= 1.5
+
     async def test_an_already_gone_pal_counts_as_done(
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
