@@ -35,6 +35,7 @@ class Start(BaseModel):
     profile: str
     external_ref: str | None = None
     conversational_context: str | None = None
+    overrides: dict[str, Any] | None = None
 
 
 @asynccontextmanager
@@ -56,6 +57,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             # Starts of this profile create a PAL of this body first (bench.burst).
             ephemeral_profile=os.environ.get("FLOOR_EPHEMERAL_PROFILE"),
             pal_body=os.environ.get("FLOOR_PAL_BODY", ""),
+            ephemeral_body=os.environ.get(
+                "FLOOR_EPHEMERAL_CONVERSATION_BODY", os.environ["FLOOR_CONVERSATION_BODY"]
+            ),
         )
         yield
     await pool.close()
@@ -80,8 +84,10 @@ async def start(body: Start) -> dict[str, Any]:
             session_id,
             body.external_ref,
         )
-    conversation_body = _STATE["body"].replace("{session}", str(session_id))
-    if body.profile == _STATE["ephemeral_profile"]:
+    ephemeral = body.profile == _STATE["ephemeral_profile"]
+    template = _STATE["ephemeral_body"] if ephemeral else _STATE["body"]
+    conversation_body = template.replace("{session}", str(session_id))
+    if ephemeral:
         made = await http.post(
             "/v2/pals",
             content=_STATE["pal_body"].replace("{session}", str(session_id)),
