@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from statistics import median
 
 from bench import workload
 from bench.config import FULL, Options
@@ -147,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--warm-up", type=int, default=WARMUP, help="closed-loop starts per path first"
     )
+    parser.add_argument(
+        "--closed-starts", type=int, default=0,
+        help="also, each round, a closed-loop phase of this many starts per profile and path "
+        "(throughput)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = replace(FULL, paced_seconds=args.seconds)
     options = Options(args.processes, args.clients, args.rate, 0.0, False, sizes)
@@ -163,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     latencies: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
     by_round: list[dict[tuple[str, str], list[float]]] = []
     cpu_s: dict[tuple[str, str], float] = {}
+    # Closed-loop starts/s of each round.
+    throughput: dict[tuple[str, str], list[float]] = {}
     errors = 0
     with tempfile.TemporaryDirectory(prefix="palisade-floor-") as tmp, ProcessMonitor() as monitor:
         workdir = Path(tmp)
@@ -219,6 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 if path != starts.DIRECT:
                                     cpu_s[profile, path] = cpu_s.get((profile, path), 0.0) + cpu
                         by_round.append(this_round)
+                        if args.closed_starts:
+                            for profile in PROFILES:
+                                for path in order:
+                                    result, _ = phase(profile, path, False, args.closed_starts)
+                                    errors += result.errors
+                                    rate = len(result.latencies_ms) / max(result.elapsed_s, 1e-9)
+                                    throughput.setdefault((profile, path), []).append(rate)
                 finally:
                     loader.close()
     for profile in PROFILES:
@@ -230,6 +245,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         rounds = [{path: r[profile, path] for path in PATHS} for r in by_round]
         out += ["", f"**{profile}**", "", report(mine, cpu_ms, 0, rounds)]
+    if throughput:
+        out += [
+            "",
+            f"Closed loop, {args.clients} clients, starts/s of each round:",
+            "",
+            "| profile | direct | thin proxy | Palisade | Palisade / thin proxy, median |",
+            "|---|---|---|---|---|",
+        ]
+        for profile in PROFILES:
+            cells = [" / ".join(f"{r:.0f}" for r in throughput[profile, path]) for path in PATHS]
+            ratio = median(
+                p / f
+                for p, f in zip(
+                    throughput[profile, starts.PALISADE], throughput[profile, FLOOR], strict=True
+                )
+            )
+            out.append(f"| {profile} | {' | '.join(cells)} | {ratio:.2f} |")
     if errors:
         out += ["", f"**{errors} starts failed.**"]
     sys.stdout.write("\n".join(out) + "\n")
