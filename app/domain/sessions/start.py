@@ -643,7 +643,9 @@ class StartSaga:
         """
         move = transition(target, payload, **changes) if target is not None else None
         move = move or Move(None, changes, event)
-        stored = answer(image_after(row, move)) if answer is not None else None
+        # Built once: the answer is made from it and it is the session returned.
+        image = image_after(row, move) if answer is not None else None
+        stored = answer(image) if answer is not None and image is not None else None
         moved = await make(
             self.ctx.connections,
             row,
@@ -652,6 +654,7 @@ class StartSaga:
             answer=stored if row.idempotency_key is not None else None,
             key_locked_until=key_locked_until,
             wait_for_disk=wait_for_disk,
+            image=image,
         )
         if moved is None:
             # Our lease ran out and another process took the session over: whatever we
@@ -675,6 +678,13 @@ class StartSaga:
         conversation_id = conversation.conversation_id
         max_call = int(row.resolved["max_call_duration"])
         deadline = now + timedelta(seconds=max_call) + self.ctx.deadline_grace
+        outcome: list[Started] = []
+
+        def answer(after: Session) -> Rendered:
+            # The client's answer and the one stored for its key: rendered once.
+            outcome.append(started(after))
+            return outcome[0].answer
+
         current = await self._transition(
             row,
             State.ACTIVE,
@@ -698,7 +708,7 @@ class StartSaga:
             # and nothing is left behind. A failure is not written this way: undoing it
             # would let a resumed start create what the client was told had failed.
             wait_for_disk=False,
-            answer=lambda after: started(after).answer,
+            answer=answer,
         )
         metrics.session_active(current)
         if current.early_events:
@@ -706,7 +716,7 @@ class StartSaga:
             # ends the session now, not at its first poll.
             async with self.ctx.sessionmaker.begin() as db:
                 await apply_stored_events(db, current.id)
-        return started(current)
+        return outcome[0]
 
     async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
         # A create whose outcome is unknown fails a session only once the listings prove
