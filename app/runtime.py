@@ -137,6 +137,9 @@ async def open_runtime(
         owner,
         ReconcilerConfig(
             tick=timedelta(seconds=settings.reconciler_tick_seconds),
+            concurrency=settings.reconciler_concurrency,
+            # A pass claims at least as many as it may work on at once.
+            batch=max(ReconcilerConfig.batch, settings.reconciler_concurrency),
             lease=timedelta(seconds=settings.start_lease_seconds),
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
             end_recheck=settings.end_recheck,

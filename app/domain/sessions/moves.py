@@ -74,10 +74,14 @@ async def make(
     answer: Rendered | None = None,
     key_locked_until: datetime | None = None,
     wait_for_disk: bool = True,
+    image: Session | None = None,
 ) -> Session | None:
     """Make ``move`` on the session ``row`` is an image of: the session as the move left
     it, or None when it no longer matches (its state moved on, or, with a ``lease``,
     another process holds it now). ``row``'s state must allow the move.
+
+    ``image``: ``image_after(row, move)`` if the caller built it already (for the
+    answer); it becomes the session returned.
 
     ``via`` a store: the move joins what runs on its connection (a transaction);
     ``via`` the pool's connections: it commits by itself.
@@ -93,6 +97,7 @@ async def make(
                     answer=answer,
                     key_locked_until=key_locked_until,
                     wait_for_disk=wait_for_disk,
+                    image=image,
                 )
         return await _make(
             via,
@@ -102,6 +107,7 @@ async def make(
             answer=answer,
             key_locked_until=key_locked_until,
             wait_for_disk=wait_for_disk,
+            image=image,
         )
 
 
@@ -121,6 +127,7 @@ async def _make(
     answer: Rendered | None,
     key_locked_until: datetime | None,
     wait_for_disk: bool,
+    image: Session | None,
 ) -> Session | None:
     changes = dict(move.changes)
     from_states = None
@@ -140,7 +147,7 @@ async def _make(
     )
     if moved is None:
         return None
-    image = image_after(row, move)
+    image = image if image is not None else image_after(row, move)
     image.updated_at = moved.updated_at
     image.early_events = moved.early_events
     if move.then is not None:
