@@ -21,6 +21,7 @@ from app.domain.leased_loop import LeasedLoop
 from app.domain.sessions.sweep import sweep_if_alone
 from app.observability.http import RequestObservability
 from app.observability.logging import configure_logging
+from app.observability.tracing import tracing_for
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings, get_settings
 from app.tavus.retry import RetryPolicy
@@ -137,9 +138,10 @@ def create_app(
             )
         if settings.metrics_token is None and not settings.is_dev:
             logger.warning(METRICS_OFF_WARNING)
-        async with open_runtime(
-            settings, settings.database_url, tavus_retry=tavus_retry
-        ) as runtime:
+        async with (
+            tracing_for(settings),
+            open_runtime(settings, settings.database_url, tavus_retry=tavus_retry) as runtime,
+        ):
             api.state.runtime = runtime
             async with background_work(runtime):
                 yield

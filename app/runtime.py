@@ -26,7 +26,7 @@ from app.domain.tenants.authentication import ApiKeyAuthenticator
 from app.domain.tenants.cors import ListedOrigins
 from app.domain.tenants.pals import TavusPalDirectory
 from app.domain.webhooks.sender import DEFAULT_RETRY_SCHEDULE, SenderConfig, WebhookSender
-from app.observability import metrics
+from app.observability import metrics, tracing
 from app.observability.redaction import remember_secret
 from app.security.console_sessions import ConsoleSessions
 from app.security.secret_box import SecretBox
@@ -82,6 +82,7 @@ async def open_runtime(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         timeout=httpx.Timeout(10.0, connect=3.0),
     )
+    tracing.instrument_client(http)
     api_key = (
         settings.tavus_api_key.get_secret_value() if settings.tavus_api_key else SIMULATOR_API_KEY
     )
@@ -92,7 +93,7 @@ async def open_runtime(
         retry=tavus_retry or DEFAULT_RETRY_POLICY,
         timeout=httpx.Timeout(settings.tavus_timeout_seconds, connect=3.0, pool=3.0),
         max_lookup_pages=settings.tavus_lookup_max_pages,
-        observe=metrics.tavus_attempt,
+        observe=tracing.traced_exchange(metrics.tavus_attempt),
         on_key=remember_secret,
     )
     # Receivers are the tenants' servers, untrusted and sometimes slow: a client of their
@@ -151,6 +152,9 @@ async def open_runtime(
         owner,
         ReconcilerConfig(
             tick=timedelta(seconds=settings.reconciler_tick_seconds),
+            concurrency=settings.reconciler_concurrency,
+            # A pass claims at least as many as it may work on at once.
+            batch=max(ReconcilerConfig.batch, settings.reconciler_concurrency),
             lease=timedelta(seconds=settings.start_lease_seconds),
             poll_interval=timedelta(seconds=settings.poll_interval_seconds),
             end_recheck=settings.end_recheck,

@@ -74,16 +74,25 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=_env("PALISADE_METRICS_TOKEN"))
     ] = None
 
+    # OpenTelemetry's own variable: set, traces go there over OTLP/HTTP
+    # (docs/observability.md); unset, tracing is off and costs nothing.
+    otel_exporter_otlp_endpoint: Annotated[
+        str | None, Field(validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    ] = None
+
     # --- Palisade's own knobs ---
     mode: Annotated[Mode | None, Field(validation_alias=_env("PALISADE_MODE"))] = None
     data_dir: Annotated[Path, Field(validation_alias=_env("PALISADE_DATA_DIR"))] = Path(".palisade")
     log_level: Annotated[str, Field(validation_alias=_env("PALISADE_LOG_LEVEL"))] = "info"
+    # Kept open: an overflow connection is opened for one checkout and closed when it is
+    # returned to a full pool, so a burst beyond the pool pays a connection set-up per
+    # query. The same 20 connections at most as before, all of them kept.
     db_pool_size: Annotated[
         int, Field(ge=1, le=200, validation_alias=_env("PALISADE_DB_POOL_SIZE"))
-    ] = 10
+    ] = 20
     db_max_overflow: Annotated[
         int, Field(ge=0, le=200, validation_alias=_env("PALISADE_DB_MAX_OVERFLOW"))
-    ] = 10
+    ] = 0
     max_body_bytes: Annotated[
         int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_env("PALISADE_MAX_BODY_BYTES"))
     ] = 256 * 1024
@@ -94,6 +103,11 @@ class Settings(BaseSettings):
     reconciler_tick_seconds: Annotated[
         float, Field(gt=0, le=60, validation_alias=_env("PALISADE_RECONCILER_TICK_SECONDS"))
     ] = 1.0
+    # Sessions the reconciler of one process works on at once (each mostly waiting on a
+    # Tavus call): the cleanup drain is about this many divided by Tavus's latency.
+    reconciler_concurrency: Annotated[
+        int, Field(ge=1, le=500, validation_alias=_env("PALISADE_RECONCILER_CONCURRENCY"))
+    ] = 25
     poll_interval_seconds: Annotated[
         float, Field(gt=0, le=3600, validation_alias=_env("PALISADE_POLL_INTERVAL_SECONDS"))
     ] = 60.0
@@ -186,7 +200,7 @@ class Settings(BaseSettings):
     def _asyncpg_driver(cls, value: str | None) -> str | None:
         return None if value is None else normalise_database_url(value)
 
-    @field_validator("tavus_base_url", "public_base_url")
+    @field_validator("tavus_base_url", "public_base_url", "otel_exporter_otlp_endpoint")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         if value is None:

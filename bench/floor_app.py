@@ -2,8 +2,9 @@
 same stack and the same I/O as Palisade, and nothing else.
 
 uvicorn (uvloop, httptools), FastAPI with a pydantic body that refuses unknown fields, an
-asyncpg pool and one long-lived httpx client: an autocommit insert, the Tavus call with
-the body Palisade sends, an autocommit update (not waiting for the disk, as Palisade's
+asyncpg pool and one long-lived httpx client: an autocommit insert, the Tavus calls with
+the bodies Palisade sends (for an ephemeral start, the PAL create first, then the
+conversation on that PAL), an autocommit update (not waiting for the disk, as Palisade's
 last write), a JSON answer. No authentication, idempotency, admission, profile, event
 log, state machine, metrics or logs: everything Palisade adds on top of this is what the
 difference between the two measures.
@@ -13,6 +14,7 @@ Configured by the environment (``FLOOR_*``), served by ``bench.floor``.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -33,6 +35,7 @@ class Start(BaseModel):
     profile: str
     external_ref: str | None = None
     conversational_context: str | None = None
+    overrides: dict[str, Any] | None = None
 
 
 @asynccontextmanager
@@ -47,7 +50,17 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         base_url=os.environ["FLOOR_TAVUS_URL"],
         headers={"x-api-key": os.environ["FLOOR_TAVUS_KEY"]},
     ) as http:
-        _STATE.update(pool=pool, http=http, body=os.environ["FLOOR_CONVERSATION_BODY"])
+        _STATE.update(
+            pool=pool,
+            http=http,
+            body=os.environ["FLOOR_CONVERSATION_BODY"],
+            # Starts of this profile create a PAL of this body first (bench.burst).
+            ephemeral_profile=os.environ.get("FLOOR_EPHEMERAL_PROFILE"),
+            pal_body=os.environ.get("FLOOR_PAL_BODY", ""),
+            ephemeral_body=os.environ.get(
+                "FLOOR_EPHEMERAL_CONVERSATION_BODY", os.environ["FLOOR_CONVERSATION_BODY"]
+            ),
+        )
         yield
     await pool.close()
 
@@ -71,9 +84,22 @@ async def start(body: Start) -> dict[str, Any]:
             session_id,
             body.external_ref,
         )
+    ephemeral = body.profile == _STATE["ephemeral_profile"]
+    template = _STATE["ephemeral_body"] if ephemeral else _STATE["body"]
+    conversation_body = template.replace("{session}", str(session_id))
+    if ephemeral:
+        made = await http.post(
+            "/v2/pals",
+            content=_STATE["pal_body"].replace("{session}", str(session_id)),
+            headers={"content-type": "application/json"},
+        )
+        made.raise_for_status()
+        conversation_body = json.dumps(
+            {**json.loads(conversation_body), "pal_id": made.json()["pal_id"]}
+        )
     response = await http.post(
         "/v2/conversations",
-        content=_STATE["body"].replace("{session}", str(session_id)),
+        content=conversation_body,
         headers={"content-type": "application/json"},
     )
     response.raise_for_status()

@@ -28,6 +28,7 @@ class CallLog:
         object_id: str | None = None,
         event_type: str | None = None,
         error: str | None = None,
+        traceparent: str | None = None,
     ) -> CallRecord:
         entry = CallRecord(
             seq=next(self._seq),
@@ -42,6 +43,7 @@ class CallLog:
             object_id=object_id,
             event_type=event_type,
             error=error,
+            traceparent=traceparent,
         )
         self._entries.append(entry)
         return entry

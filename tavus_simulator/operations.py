@@ -130,6 +130,7 @@ class TavusOperation:
                 object_id=call.object_id if call is not None else None,
                 event_type=call.event_type if call is not None else None,
                 error=error,
+                traceparent=request.headers.get("traceparent"),
             )
 
     def _authenticate(self, api_key: str | None) -> Account | None:

@@ -167,6 +167,8 @@ class CallRecord:
     object_id: str | None = None
     event_type: str | None = None
     error: str | None = None
+    # The caller's W3C trace context, kept as sent: which trace made the call.
+    traceparent: str | None = None
 
     def json(self) -> dict[str, Any]:
         return {
@@ -182,6 +184,7 @@ class CallRecord:
             "object_id": self.object_id,
             "event_type": self.event_type,
             "error": self.error,
+            "traceparent": self.traceparent,
         }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability import metrics
+from app.observability import metrics, tracing
 from app.observability.logging import get_logger, request_context
 
 logger = get_logger("palisade.http")
@@ -96,13 +96,21 @@ class RequestObservability:
                 message = {**message, "headers": [*message.get("headers", ()), echoed]}
             await send(message)
 
-        with request_context(request_id):
+        method = scope["method"]
+        with (
+            request_context(request_id),
+            tracing.server_span(method, scope["path"], scope.get("headers", ())) as span,
+        ):
+            if span is not None:
+                span.set_attribute("palisade.request_id", request_id)
             try:
                 await self.app(scope, receive, send_with_request_id)
             finally:
-                self._record(scope, status, time.perf_counter() - started)
+                route = self._record(scope, status, time.perf_counter() - started)
+                if span is not None:
+                    tracing.finish_server_span(span, method, route, status)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, status: int, seconds: float) -> str:
         route = route_template(scope, self.templates)
         method = scope["method"]
         if route != METRICS_ROUTE:
@@ -118,3 +126,4 @@ class RequestObservability:
             duration_ms=round(seconds * 1000, 1),
             client=client[0] if client else None,
         )
+        return route

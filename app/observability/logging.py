@@ -3,8 +3,9 @@
 Every line, whether Palisade's own (``get_logger``) or a library's (uvicorn, httpx,
 SQLAlchemy, alembic, pgserver through stdlib ``logging``), is rendered by one handler on
 the root logger: JSON lines in production, readable console lines in dev mode. Lines
-carry the ``request_id`` and ``session_id`` bound in structlog's context variables, and
-pass through the redaction processor last, just before rendering.
+carry the ``request_id`` and ``session_id`` bound in structlog's context variables, and,
+while tracing is on and a span is active, its ``trace_id`` and ``span_id``; they pass
+through the redaction processor last, just before rendering.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from app.observability.redaction import redactor
+from app.observability.tracing import add_trace_ids
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -56,6 +58,7 @@ _timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
 # What every event goes through before it reaches the handler, whatever its origin.
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    add_trace_ids,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.add_log_level,
     _timestamper,

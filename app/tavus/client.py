@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, JsonValue, SecretStr, ValidationError
 
-from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ExchangeObserver, TavusHTTP
+from app.tavus._http import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, TavusHTTP
+from app.tavus._http import ExchangeObserver as ExchangeObserver
 from app.tavus.errors import TavusNotFound, TavusPayloadTooLarge, unexpected_response
 from app.tavus.listing import find_one
 from app.tavus.models import (

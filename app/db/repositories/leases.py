@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CTE, DateTime, Integer, Text, Update, bindparam, select, update
+from sqlalchemy import CTE, DateTime, Integer, Text, Update, bindparam, func, select, update
 
 from app.db.models import PooledPal, Session, WebhookDelivery
 
@@ -43,10 +43,41 @@ def due_ids(model: Leased) -> CTE:
     )
 
 
-def claim_due(model: Leased, **also: Any) -> Update:
-    """Lease the rows ``due_ids`` picks to ``:owner`` until ``:lease_until``, setting
-    ``also`` in the same statement; returns them. Build it once per caller."""
-    due = due_ids(model)
+def due_session_ids_by_turn() -> CTE:
+    """As ``due_ids``, but taking the tenants in turn: each tenant's oldest due session,
+    then each one's second, and so on. One tenant's storm of PAL deletions fills no pass
+    by itself, so another tenant's cleanup never waits behind it. Ranking reads every due
+    session, not just a batch: a cost in proportion to the backlog, paid only while there
+    is one."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    turns = (
+        select(
+            Session.id,
+            Session.next_check_at,
+            func.row_number()
+            .over(partition_by=Session.tenant_id, order_by=Session.next_check_at)
+            .label("turn"),
+        )
+        .where(Session.next_check_at.isnot(None), Session.next_check_at <= now)
+        .cte("turns")
+    )
+    return (
+        select(Session.id)
+        .join(turns, Session.id == turns.c.id)
+        # Checked again on the locked row: it may have been claimed since it was ranked.
+        .where(Session.next_check_at.isnot(None), Session.next_check_at <= now)
+        .order_by(turns.c.turn, turns.c.next_check_at)
+        .limit(bindparam("limit", type_=Integer()))
+        .with_for_update(of=Session, skip_locked=True)
+        .cte("due")
+    )
+
+
+def claim_due(model: Leased, *, by_tenant: bool = False, **also: Any) -> Update:
+    """Lease the rows ``due_ids`` picks (``due_session_ids_by_turn`` with ``by_tenant``)
+    to ``:owner`` until ``:lease_until``, setting ``also`` in the same statement; returns
+    them. Build it once per caller."""
+    due = due_session_ids_by_turn() if by_tenant else due_ids(model)
     return (
         update(model)
         .where(model.id == due.c.id)

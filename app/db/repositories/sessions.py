@@ -145,7 +145,8 @@ class SessionRepository:
     async def claim_due(
         self, *, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> Sequence[Session]:
-        """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``."""
+        """Take up to ``limit`` due sessions for ``owner`` until ``lease_until``, the
+        tenants in turn."""
         parameters = claim_parameters(owner=owner, now=now, lease_until=lease_until, limit=limit)
         return (await self.session.scalars(_claim_due(), parameters)).all()
 
@@ -421,4 +422,4 @@ class SessionRepository:
 @cache
 def _claim_due() -> Update:
     # Built once: see app.db.repositories.leases.
-    return claim_due(Session)
+    return claim_due(Session, by_tenant=True)

@@ -40,11 +40,13 @@ template Tavus refuses is not retried in a tight loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +90,8 @@ class WarmPoolConfig:
     backoff_max: timedelta = timedelta(minutes=5)
     # How long an unfinished pass may go on at shutdown.
     drain_timeout: timedelta = timedelta(seconds=10)
+    # The refill waits for this process's starts in flight to finish, at most this long.
+    refill_defer_max: timedelta = timedelta(seconds=1)
 
     @property
     def loop(self) -> LoopConfig:
@@ -152,6 +156,10 @@ class WarmPool:
         self._pooled_read_at = -math.inf
         self._pooled_lock = asyncio.Lock()
         self.last_success: datetime | None = None
+        # Starts running in this process (``starting``); set when there are none.
+        self._starts = 0
+        self._no_starts = asyncio.Event()
+        self._no_starts.set()
 
     # --- the start's side ---------------------------------------------------------------
 
@@ -173,6 +181,27 @@ class WarmPool:
         if claimed is not None:
             self.wake.set()
         return claimed
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Held by each start of this process while it runs: the refill waits for them."""
+        self._starts += 1
+        self._no_starts.clear()
+        try:
+            yield
+        finally:
+            self._starts -= 1
+            if self._starts == 0:
+                self._no_starts.set()
+
+    async def _after_starts(self) -> None:
+        # A burst takes PALs from the pool, and the hit wakes the refill at once. Creating
+        # the replacements then would compete with the burst's own Tavus calls, database
+        # connections and CPU, making its misses slower than with no pool at all.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._no_starts.wait(), self.config.refill_defer_max.total_seconds()
+            )
 
     async def _pooled_profiles(self) -> frozenset[tuple[str, str]]:
         if time.monotonic() - self._pooled_read_at >= self.config.tick.total_seconds():
@@ -283,7 +312,11 @@ class WarmPool:
     # --- refill ----------------------------------------------------------------------
 
     async def refill(self) -> int:
-        """Top every pool up (and retire what no key wants); the number of PALs made."""
+        """Top every pool up (and retire what no key wants); the number of PALs made.
+
+        Waits first for the starts in flight in this process (``refill_defer_max`` at
+        most), so that a burst is not slowed down by its own refill."""
+        await self._after_starts()
         async with self.autocommit() as db:
             repo = PoolRepository(db)
             profiles = await repo.pooled_profiles()

@@ -20,6 +20,7 @@ from app.db.raw import RawConnections
 from app.db.session_store import EventRecord, Lease, SessionStore
 from app.domain.sessions.states import State, check_move, sources_of
 from app.errors import Rendered
+from app.observability import tracing
 
 
 class LeaseLost(Exception):
@@ -73,25 +74,61 @@ async def make(
     answer: Rendered | None = None,
     key_locked_until: datetime | None = None,
     wait_for_disk: bool = True,
+    image: Session | None = None,
 ) -> Session | None:
     """Make ``move`` on the session ``row`` is an image of: the session as the move left
     it, or None when it no longer matches (its state moved on, or, with a ``lease``,
     another process holds it now). ``row``'s state must allow the move.
 
+    ``image``: ``image_after(row, move)`` if the caller built it already (for the
+    answer); it becomes the session returned.
+
     ``via`` a store: the move joins what runs on its connection (a transaction);
     ``via`` the pool's connections: it commits by itself.
     """
-    if isinstance(via, RawConnections):
-        async with via.connect() as connection:
-            return await make(
-                SessionStore(connection),
-                row,
-                move,
-                lease=lease,
-                answer=answer,
-                key_locked_until=key_locked_until,
-                wait_for_disk=wait_for_disk,
-            )
+    with tracing.span("session.move", lambda: _traced(row, move)):
+        if isinstance(via, RawConnections):
+            async with via.connect() as connection:
+                return await _make(
+                    SessionStore(connection),
+                    row,
+                    move,
+                    lease=lease,
+                    answer=answer,
+                    key_locked_until=key_locked_until,
+                    wait_for_disk=wait_for_disk,
+                    image=image,
+                )
+        return await _make(
+            via,
+            row,
+            move,
+            lease=lease,
+            answer=answer,
+            key_locked_until=key_locked_until,
+            wait_for_disk=wait_for_disk,
+            image=image,
+        )
+
+
+def _traced(row: Session, move: Move) -> dict[str, str]:
+    attributes = {"palisade.session_id": str(row.id), "palisade.move.from": str(row.state)}
+    if move.target is not None:
+        attributes["palisade.move.to"] = str(move.target)
+    return attributes
+
+
+async def _make(
+    via: SessionStore,
+    row: Session,
+    move: Move,
+    *,
+    lease: Lease | None,
+    answer: Rendered | None,
+    key_locked_until: datetime | None,
+    wait_for_disk: bool,
+    image: Session | None,
+) -> Session | None:
     changes = dict(move.changes)
     from_states = None
     if move.target is not None:
@@ -110,7 +147,7 @@ async def make(
     )
     if moved is None:
         return None
-    image = image_after(row, move)
+    image = image if image is not None else image_after(row, move)
     image.updated_at = moved.updated_at
     image.early_events = moved.early_events
     if move.then is not None:

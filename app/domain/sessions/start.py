@@ -14,12 +14,14 @@ with the same ``Idempotency-Key`` (or the reconciler) resumes from the recovery 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -68,7 +70,7 @@ from app.errors import (
     json_bytes,
     problem,
 )
-from app.observability import metrics
+from app.observability import metrics, tracing
 from app.observability.logging import bind_session
 from app.security import pal_secrets
 from app.security.secret_box import SecretBox
@@ -85,6 +87,9 @@ class PalPool(Protocol):
     async def claim(self, row: Session, instance_id: str, *, lease: timedelta) -> Session | None:
         """``row`` moved to ``pal_created`` with a pooled PAL of its exact planned body,
         or None when there is none."""
+
+    def starting(self) -> AbstractContextManager[None]:
+        """Held while a start runs in this process (the refill waits for none)."""
 
 
 T = TypeVar("T")
@@ -246,15 +251,20 @@ class StartSaga:
         again under the tenant's lock: a key revoked since it was authenticated starts
         nothing, and a key with a start rate spends a token. ``allowed_profiles``: the
         profiles the key may start (None: any)."""
-        admitted = await self._admit(tenant_id, body, idempotency_key, api_key_id, allowed_profiles)
-        if isinstance(admitted, StartOutcome):
-            return admitted
-        if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
-            bind_session(admitted)
-            return await self.drive(admitted, fresh=False)
-        row, tavus_key = admitted
-        bind_session(row.id)
-        return await self._guarded(self._run(row, tavus_key, fresh=True))
+        pool = self.ctx.warm_pool
+        with pool.starting() if pool is not None else contextlib.nullcontext():
+            with tracing.span("session.admit", lambda: {"palisade.tenant_id": tenant_id}):
+                admitted = await self._admit(
+                    tenant_id, body, idempotency_key, api_key_id, allowed_profiles
+                )
+            if isinstance(admitted, StartOutcome):
+                return admitted
+            if isinstance(admitted, uuid.UUID):  # a crashed first attempt, resumed
+                bind_session(admitted)
+                return await self.drive(admitted, fresh=False)
+            row, tavus_key = admitted
+            bind_session(row.id)
+            return await self._guarded(self._run(row, tavus_key, fresh=True))
 
     # --- admission (one statement) ------------------------------------------------
 
@@ -500,16 +510,19 @@ class StartSaga:
         try:
             if fresh and row.strategy == "ephemeral" and self.ctx.warm_pool is not None:
                 # A warm-pool hit hands the row back pal_created with the pooled PAL.
-                pooled = await self.ctx.warm_pool.claim(
-                    row, self.ctx.instance_id, lease=self.ctx.start_lease
-                )
+                with tracing.span("session.warm_pool_claim", lambda: _traced(row)):
+                    pooled = await self.ctx.warm_pool.claim(
+                        row, self.ctx.instance_id, lease=self.ctx.start_lease
+                    )
                 row = pooled or row
             if row.state == State.ADMITTED and row.strategy == "ephemeral":
-                pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
+                with tracing.span("session.create_pal", lambda: _traced(row)):
+                    pal_id = await self._ensure_pal(tavus, row, fresh=fresh)
                 crashpoints.reach("start.pal_created_not_recorded")
                 row = await self._record_pal(row, pal_id)
                 conversation_fresh = True
-            conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
+            with tracing.span("session.create_conversation", lambda: _traced(row)):
+                conversation = await self._ensure_conversation(tavus, row, fresh=conversation_fresh)
             crashpoints.reach("start.conversation_created_not_recorded")
         except _Unresolved as unresolved:
             return await self._leave_for_recovery(row, unresolved)
@@ -634,7 +647,9 @@ class StartSaga:
         """
         move = transition(target, payload, **changes) if target is not None else None
         move = move or Move(None, changes, event)
-        stored = answer(image_after(row, move)) if answer is not None else None
+        # Built once: the answer is made from it and it is the session returned.
+        image = image_after(row, move) if answer is not None else None
+        stored = answer(image) if answer is not None and image is not None else None
         moved = await make(
             self.ctx.connections,
             row,
@@ -643,6 +658,7 @@ class StartSaga:
             answer=stored if row.idempotency_key is not None else None,
             key_locked_until=key_locked_until,
             wait_for_disk=wait_for_disk,
+            image=image,
         )
         if moved is None:
             # Our lease ran out and another process took the session over: whatever we
@@ -666,6 +682,13 @@ class StartSaga:
         conversation_id = conversation.conversation_id
         max_call = int(row.resolved["max_call_duration"])
         deadline = now + timedelta(seconds=max_call) + self.ctx.deadline_grace
+        outcome: list[Started] = []
+
+        def answer(after: Session) -> Rendered:
+            # The client's answer and the one stored for its key: rendered once.
+            outcome.append(started(after))
+            return outcome[0].answer
+
         current = await self._transition(
             row,
             State.ACTIVE,
@@ -689,7 +712,7 @@ class StartSaga:
             # and nothing is left behind. A failure is not written this way: undoing it
             # would let a resumed start create what the client was told had failed.
             wait_for_disk=False,
-            answer=lambda after: started(after).answer,
+            answer=answer,
         )
         metrics.session_active(current)
         if current.early_events:
@@ -697,7 +720,7 @@ class StartSaga:
             # ends the session now, not at its first poll.
             async with self.ctx.sessionmaker.begin() as db:
                 await apply_stored_events(db, current.id)
-        return started(current)
+        return outcome[0]
 
     async def _fail(self, row: Session, tavus: TavusClient, error: AppError) -> StartOutcome:
         # A create whose outcome is unknown fails a session only once the listings prove
@@ -778,6 +801,10 @@ class StartSaga:
                     row.tenant_id, row.idempotency_key, outcome.answer
                 )
         return outcome
+
+
+def _traced(row: Session) -> dict[str, str]:
+    return {"palisade.session_id": str(row.id), "palisade.strategy": row.strategy}
 
 
 def outcome_of(row: Session) -> Started | Failed:

@@ -13,7 +13,9 @@ from sqlalchemy import select, update
 
 from app.db.instrumentation import RoundTripCounter, install
 from app.db.models import Session
+from app.db.repositories.sessions import SessionRepository
 from app.domain.sessions.schemas import SessionCreate
+from bench.rows import insert_cleanup_backlog
 from tavus_simulator import DropFault, ErrorFault
 from tests.integration.api.test_sessions import setup_tenant, start
 from tests.integration.api.test_webhooks import events, wait_status
@@ -147,6 +149,21 @@ class TestCleanupRetries:
         assert retries
         assert retries[-1]["payload"]["attempts"] == len(retries)
 
+    async def test_a_rate_limited_deletion_waits_for_retry_after(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key, _ = await setup_tenant(palisade)
+        session = (await start(palisade, key, {"profile": "voices"})).json()
+        simulator.sim.add_fault(
+            "pal.delete", ErrorFault(preset="rate_limited", retry_after_s=1.5, times=1)
+        )
+        simulator.sim.shutdown_conversation(session["conversation_id"], "max_call_duration reached")
+        await wait_status(palisade, key, session["id"], "ended", cleanup="done")
+        limited, deleted = simulator.sim.call_log("pal.delete")
+        assert (limited.status, deleted.status) == (429, 204)
+        # Longer than any backoff of its own: only Retry-After explains the wait.
+        assert (deleted.at - limited.at).total_seconds() >= 1.5
+
     async def test_an_already_gone_pal_counts_as_done(
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
@@ -243,3 +260,38 @@ class TestIdleCost:
         totals = counter.totals()
         assert totals["statement"] == 2, totals["sequence"]
         assert totals["begin"] == totals["commit"] == totals["rollback"] == 0, totals["sequence"]
+
+
+class TestFairness:
+    async def test_one_tenants_cleanup_storm_does_not_hold_back_anothers(
+        self, palisade_factory: Any
+    ) -> None:
+        palisade = await palisade_factory(PALISADE_RECONCILER=False)
+        for tenant_id in ("storm", "calm"):
+            await setup_tenant(palisade, tenant_id=tenant_id)
+        async with palisade.runtime.engine.begin() as conn:
+            for tenant_id, count in (("storm", 200), ("calm", 2)):
+                ids = [str(uuid.uuid4()) for _ in range(count)]
+                await insert_cleanup_backlog(
+                    conn,
+                    tenant_id=tenant_id,
+                    profile="voices",
+                    session_ids=ids,
+                    pal_ids=[f"p-{i}" for i in ids],
+                    pal_names=[f"n-{i}" for i in ids],
+                )
+        # The calm tenant's deletions fell due after every one of the storm's.
+        async with palisade.runtime.sessionmaker.begin() as db:
+            await db.execute(
+                update(Session)
+                .where(Session.tenant_id == "calm")
+                .values(next_check_at=Session.next_check_at + timedelta(milliseconds=1))
+            )
+        now = datetime.now(UTC) + timedelta(seconds=1)
+        async with palisade.runtime.autocommit.begin() as db:
+            claimed = await SessionRepository(db).claim_due(
+                owner="test", now=now, lease_until=now + timedelta(minutes=1), limit=10
+            )
+        tenants = [r.tenant_id for r in claimed]
+        assert len(tenants) == 10
+        assert tenants.count("calm") == 2

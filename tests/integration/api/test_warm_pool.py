@@ -258,6 +258,28 @@ class TestHitsAndMisses:
         assert len(pooled_ids & set(pal_ids)) == 3
         assert len(simulator.conversations()) == 10
 
+    async def test_the_refill_waits_until_the_burst_that_emptied_the_pool_is_over(
+        self, pooled: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        key = await make_tenant(pooled, pooled_profile(size=3))
+        await wait_ready(pooled, 3)
+        since = max((c.seq for c in simulator.sim.call_log()), default=0)
+        # The burst's starts stay in flight long after the first hit wakes the refill.
+        simulator.sim.add_fault("conversation.create", LatencyFault(ms=400))
+        responses = await asyncio.gather(
+            *(start(pooled, key, {"external_ref": f"burst-{i}"}) for i in range(6))
+        )
+        assert [r.status_code for r in responses] == [201] * 6
+        last_start = max(c.seq for c in simulator.sim.call_log("conversation.create", since))
+        await wait_ready(pooled, 3)
+        refills = [
+            c
+            for c in simulator.sim.call_log("pal.create", since)
+            if c.object_id and tags.pool_id_from_name(simulator.sim.pal(c.object_id).pal_name)
+        ]
+        assert len(refills) == 3
+        assert all(c.seq > last_start for c in refills), "the refill competed with the burst"
+
 
 class TestClaim:
     async def test_the_pal_moves_to_the_session_only_while_it_holds_its_lease(
