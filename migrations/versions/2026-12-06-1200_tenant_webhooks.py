@@ -7,7 +7,9 @@ Create Date: 2026-12-06 12:00:00+00:00
 ``webhook_endpoint`` holds a tenant's receivers with their secrets (sealed by the secret
 box; the previous one kept until its overlap ends). ``webhook_event`` is the outbox: one
 row per event of a session's life, each type at most once per session, numbered within
-the session. ``webhook_delivery`` is an event for one endpoint, a leased queue like the
+the session. An event is written only when an enabled endpoint of the
+tenant subscribes to it, so a tenant without webhooks adds nothing to its sessions'
+writes. ``webhook_delivery`` is an event for one endpoint, a leased queue like the
 sessions' (``next_check_at``, ``claimed_by``); ``webhook_attempt`` records every request.
 
 The events are written by ``session_webhook_events()``, an AFTER UPDATE trigger on
@@ -60,8 +62,16 @@ BEGIN
     IF cardinality(v_types) = 0 THEN
         RETURN NULL;
     END IF;
-    v_snapshot := to_jsonb(NEW) - 'request' - 'resolved' - 'idempotency_key';
     FOREACH v_type IN ARRAY v_types LOOP
+        -- No endpoint to tell, no event: a tenant without webhooks pays nothing on its
+        -- starts and keeps no outbox. An endpoint added later receives what happens after.
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM webhook_endpoint w
+             WHERE w.tenant_id = NEW.tenant_id
+               AND w.enabled
+               AND (w.event_types IS NULL OR v_type = ANY (w.event_types)));
+        v_snapshot := coalesce(v_snapshot,
+                               to_jsonb(NEW) - 'request' - 'resolved' - 'idempotency_key');
         SELECT coalesce(max(e.sequence), 0) + 1 INTO v_sequence
           FROM webhook_event e WHERE e.session_id = NEW.id;
         v_event := NULL;

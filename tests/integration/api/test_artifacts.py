@@ -3,6 +3,7 @@ perception analysis, applied whenever they come (after the end, twice, out of or
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tavus_simulator import DropFault
@@ -16,10 +17,17 @@ SYSTEM_PROMPT = "You are a calm coach."
 
 
 async def ended_session(
-    palisade: Palisade, simulator: SimulatorHandle, *, drop_webhooks: bool = False
+    palisade: Palisade,
+    simulator: SimulatorHandle,
+    *,
+    drop_webhooks: bool = False,
+    before_start: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[PalisadeClient, dict[str, Any]]:
-    """A session whose conversation ran (face and a user joined) and ended."""
+    """A session whose conversation ran (face and a user joined) and ended.
+    ``before_start``: run once the tenant exists, before its session starts."""
     key, _ = await setup_tenant(palisade)
+    if before_start is not None:
+        await before_start()
     api = palisade.api_as(key)
     session = (await start(palisade, key, {"profile": "voices"})).json()
     conversation_id = session["conversation_id"]

@@ -67,7 +67,9 @@ class TestEventsOfASessionsLife:
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
         db = palisade.runtime.sessionmaker
-        _, session = await ended_session(palisade, simulator)
+        _, session = await ended_session(
+            palisade, simulator, before_start=lambda: add_endpoint(db, "acme")
+        )
 
         async def complete() -> list[dict[str, Any]] | None:
             events = await events_of(db, session["id"])
@@ -114,11 +116,30 @@ class TestEventsOfASessionsLife:
         assert {"session.active", "session.ended"} <= set(await deliveries_of(db, everything))
         assert await deliveries_of(db, disabled) == []
 
+    async def test_a_tenant_without_endpoints_writes_no_event(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        db = palisade.runtime.sessionmaker
+        key, _ = await setup_tenant(palisade)
+        await add_endpoint(db, "acme", enabled=False)
+        await add_endpoint(db, "acme", event_types=["session.failed"])
+        session = (await start(palisade, key, {"profile": "coach"})).json()
+        response = await palisade.as_tenant(key, "POST", f"/sessions/{session['id']}/end")
+        assert response.status_code == 202, response.text
+
+        async def ended() -> bool:
+            view = await palisade.as_tenant(key, "GET", f"/sessions/{session['id']}")
+            return bool(view.json()["status"] == "ended")
+
+        await until(ended, message="the session ended")
+        assert await events_of(db, session["id"]) == []
+
     async def test_a_change_rolled_back_leaves_no_event(
         self, palisade: Palisade, simulator: SimulatorHandle
     ) -> None:
         db = palisade.runtime.sessionmaker
         key, _ = await setup_tenant(palisade)
+        await add_endpoint(db, "acme")
         session = (await start(palisade, key, {"profile": "coach"})).json()
         async with db() as transaction:
             await transaction.execute(
@@ -134,6 +155,7 @@ class TestEventsOfASessionsLife:
     ) -> None:
         db = palisade.runtime.sessionmaker
         key, _ = await setup_tenant(palisade)
+        await add_endpoint(db, "acme")
         simulator.sim.add_fault(
             "conversation.create", ErrorFault(status=400, body={"error": "bad"})
         )
