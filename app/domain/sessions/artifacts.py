@@ -177,14 +177,11 @@ def transcript_complete(summary: dict[str, Any] | None, *, ended: bool) -> bool:
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if not isinstance(value, int | float | str):
+        return None
+    try:
         seconds = float(value)
-    elif isinstance(value, str):
-        try:
-            seconds = float(value)
-        except ValueError:
-            return None
-    else:
+    except (ValueError, OverflowError):  # an int past any float is no length either
         return None
     # NaN, infinities and negative lengths are not lengths.
     return seconds if 0 <= seconds < float("inf") else None

@@ -62,7 +62,18 @@ class TestTranscriptEntries:
 class TestRecording:
     @pytest.mark.parametrize(
         ("duration", "seconds"),
-        [(12, 12.0), (1.5, 1.5), ("30", 30.0), ("x", None), (-1, None), (True, None), (None, None)],
+        [
+            (12, 12.0),
+            (1.5, 1.5),
+            ("30", 30.0),
+            ("x", None),
+            (-1, None),
+            (True, None),
+            (None, None),
+            # Past any float: a length no recording has, not a server error.
+            pytest.param(10**400, None, id="int-past-float"),
+            pytest.param("1" + "0" * 400, None, id="text-past-float"),
+        ],
     )
     def test_duration(self, duration: object, seconds: float | None) -> None:
         summary = summary_of(
