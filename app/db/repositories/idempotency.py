@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, select, tuple_, update
@@ -12,6 +13,14 @@ from app.errors import Rendered
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def session_of(self, tenant_id: str, key: str) -> uuid.UUID | None:
+        """The session the key started, read without a lock."""
+        return await self.session.scalar(
+            select(IdempotencyRecord.session_id).where(
+                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key
+            )
+        )
 
     async def get_for_update(self, tenant_id: str, key: str) -> IdempotencyRecord | None:
         query = (

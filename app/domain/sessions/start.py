@@ -393,7 +393,14 @@ class StartSaga:
         its own): replay, mismatch, in flight, or the id of a crashed first attempt to
         resume. With ``missing_ok``, None when the key has no record."""
         async with self.ctx.sessionmaker.begin() as db:
-            record = await IdempotencyRepository(db).get_for_update(tenant_id, key)
+            keys = IdempotencyRepository(db)
+            started = await keys.session_of(tenant_id, key)
+            if started is not None:
+                # The session before its key, the order a move takes them (session_move
+                # updates the session, then stores the key's answer): the other order
+                # deadlocks with a move made at the same moment.
+                await SessionRepository(db).get_for_update(started)
+            record = await keys.get_for_update(tenant_id, key)
             if record is None:
                 if missing_ok:
                     return None
@@ -428,7 +435,7 @@ class StartSaga:
             lease_until = now + self.ctx.start_lease
             row.claimed_by = self.ctx.instance_id
             row.next_check_at = lease_until
-            await IdempotencyRepository(db).extend_lock(tenant_id, key, lease_until)
+            await keys.extend_lock(tenant_id, key, lease_until)
             return row.id
 
     def _admission_values(

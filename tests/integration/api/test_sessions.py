@@ -314,6 +314,57 @@ class TestUnknownOutcomes:
         assert len(user_pals(simulator, persistent)) == 1
 
 
+class TestResumeLockOrder:
+    async def test_a_resumed_key_and_a_move_in_flight_do_not_deadlock(
+        self, palisade: Palisade, simulator: SimulatorHandle
+    ) -> None:
+        """A retry that resumes a first attempt locks the session before its key, in the
+        order a move takes them (the session, then its key's answer): the other order
+        deadlocks with a move made at the same moment."""
+        key, _ = await setup_tenant(palisade)
+        first = await start(palisade, key, {"profile": "coach"}, idempotency_key="k-order")
+        assert first.status_code == 201, first.text
+        session_id = uuid.UUID(first.json()["id"])
+        db = palisade.runtime.sessionmaker
+        async with db.begin() as setup:
+            # As if the first attempt's process died before answering.
+            await setup.execute(
+                text(
+                    "UPDATE idempotency_record SET response_status = NULL, response_text = NULL,"
+                    " response_headers = NULL, locked_until = now() - interval '1 second'"
+                    " WHERE key = 'k-order'"
+                )
+            )
+
+        async with db() as move:
+            # A move in flight: it holds the session and will next write the key's answer.
+            await move.execute(
+                text("SELECT id FROM session WHERE id = :id FOR UPDATE"), {"id": session_id}
+            )
+            retry = asyncio.create_task(
+                start(palisade, key, {"profile": "coach"}, idempotency_key="k-order")
+            )
+
+            async def retry_waits_for_a_lock() -> bool:
+                async with db() as probe:
+                    waiting = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                            " current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+                return bool(waiting)
+
+            await until(retry_waits_for_a_lock, message="the retry waits for the session")
+            await move.execute(
+                text("UPDATE idempotency_record SET locked_until = NULL WHERE key = 'k-order'")
+            )
+            await move.commit()
+
+        answer = await retry
+        assert answer.status_code < 500, answer.text
+
+
 class TestIdempotency:
     async def test_same_key_replays_the_first_result(
         self, palisade: Palisade, simulator: SimulatorHandle
