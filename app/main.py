@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,7 +18,8 @@ from app import console
 from app.api import dev, health, metrics, problems, sessions, tenant_webhooks, tenants, webhooks
 from app.api.cors import TenantCors
 from app.api.middleware import BodySizeLimit
-from app.domain.leased_loop import LeasedLoop
+from app.domain.leased_loop import LeasedLoop, utcnow
+from app.domain.retention import prune_expired
 from app.domain.sessions.sweep import sweep_if_alone
 from app.observability.http import RequestObservability
 from app.observability.logging import configure_logging
@@ -102,6 +104,21 @@ async def periodic_sweep(runtime: Runtime, stop: asyncio.Event) -> None:
             await sweep_if_alone(runtime.sessionmaker, runtime.accounts)
         except Exception:
             logger.exception("periodic sweep failed")
+        try:
+            pruned = await prune_expired(
+                runtime.sessionmaker,
+                now=utcnow(),
+                webhook_retention=timedelta(days=runtime.settings.webhook_retention_days),
+            )
+        except Exception:
+            logger.exception("pruning expired records failed")
+        else:
+            if pruned.idempotency_keys or pruned.webhook_events:
+                logger.info(
+                    "pruned %d expired idempotency keys and %d settled webhook events",
+                    pruned.idempotency_keys,
+                    pruned.webhook_events,
+                )
 
 
 class PalisadeAPI(FastAPI):

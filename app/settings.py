@@ -185,6 +185,9 @@ class Settings(BaseSettings):
         float,
         Field(ge=0, le=24 * 30, validation_alias=_env("PALISADE_WEBHOOK_SECRET_OVERLAP_HOURS")),
     ] = 24.0
+    webhook_retention_days: Annotated[
+        int, Field(ge=1, le=3650, validation_alias=_env("PALISADE_WEBHOOK_RETENTION_DAYS"))
+    ] = 30
     # Seconds before each retry of a delivery, in order; the last failure marks it failed.
     # Unset: about a day (docs/webhooks.md). Tests and benchmarks shorten it.
     webhook_retry_seconds: Annotated[

@@ -11,6 +11,8 @@ the session. An event is written only when an enabled endpoint of the
 tenant subscribes to it, so a tenant without webhooks adds nothing to its sessions'
 writes. ``webhook_delivery`` is an event for one endpoint, a leased queue like the
 sessions' (``next_check_at``, ``claimed_by``); ``webhook_attempt`` records every request.
+Events whose deliveries are all settled are pruned after a retention period, oldest
+first (``ix_webhook_event_created_at``).
 
 The events are written by ``session_webhook_events()``, an AFTER UPDATE trigger on
 ``session``, not by ``session_move()``: the trigger runs inside whichever statement
@@ -165,6 +167,7 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("session_id", "type", name=op.f("uq_webhook_event_session_id_type")),
     )
+    op.create_index("ix_webhook_event_created_at", "webhook_event", ["created_at"], unique=False)
     op.create_table(
         "webhook_delivery",
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
@@ -268,6 +271,7 @@ def downgrade() -> None:
     ):
         op.drop_index(index, table_name="webhook_delivery")
     op.drop_table("webhook_delivery")
+    op.drop_index("ix_webhook_event_created_at", table_name="webhook_event")
     op.drop_table("webhook_event")
     op.drop_index("ix_webhook_endpoint_tenant_id", table_name="webhook_endpoint")
     op.drop_table("webhook_endpoint")

@@ -64,6 +64,8 @@ class WebhookEvent(CreatedAtMixin, Base):
         # Each event happens once in a session's life: a repeated change writes nothing.
         UniqueConstraint("session_id", "type"),
         UniqueConstraint("session_id", "sequence"),
+        # Retention prunes the oldest settled events first.
+        Index("ix_webhook_event_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

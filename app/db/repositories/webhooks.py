@@ -279,3 +279,25 @@ class WebhookRepository:
         )
         count, oldest = (await self.session.execute(query)).one()
         return int(count), oldest
+
+
+async def prune_settled_events(session: AsyncSession, before: datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` events created before ``before`` that no delivery still waits
+    to send, oldest first, with their deliveries and attempts (the foreign keys cascade);
+    how many were deleted."""
+    settled = (
+        select(WebhookEvent.id)
+        .where(
+            WebhookEvent.created_at < before,
+            ~select(WebhookDelivery.id)
+            .where(WebhookDelivery.event_id == WebhookEvent.id, WebhookDelivery.status == PENDING)
+            .exists(),
+        )
+        .order_by(WebhookEvent.created_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(WebhookEvent).where(WebhookEvent.id.in_(settled)).returning(WebhookEvent.id)
+    )
+    return len(result.all())
